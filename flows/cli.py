@@ -1,0 +1,225 @@
+"""The ``auction-pipeline`` command: run the pipeline, the demo, and the local Slurm cluster.
+
+Input is checked before anything is started or written: a bad profile, site, date or
+profiles file gets a one-line error naming it and exit code 2. Heavy imports (Prefect, Dask)
+happen only in the commands that need them, so ``cluster status`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+from typing import Any, cast
+
+from infra import localslurm
+from infra.profiles import ProfileError, SlurmProfile, load_profile
+from infra.slurm import local_cluster_conf
+from sites.loader import SiteDefinitionError, load_sites
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXIT_FAILED_RUN = 1
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user; printed as one line, exit code 2."""
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid date {text!r}: expected YYYY-MM-DD, e.g. 2026-03-14"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="auction-pipeline",
+        description="Daily auction scrape -> process -> archive on Prefect, Dask and Slurm.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo", help="run the whole pipeline locally against the bundled demo auction site"
+    )
+    demo.add_argument("--date", type=_iso_date, default=None, help="sale date (default today)")
+    demo.add_argument("--data-root", type=Path, default=REPO_ROOT / "data" / "demo")
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
+
+    run = commands.add_parser("run", help="run the daily pipeline once")
+    run.add_argument("--profile", required=True, help="cluster profile: local, dev, prod, ...")
+    run.add_argument("--date", type=_iso_date, required=True, help="sale date, YYYY-MM-DD")
+    run.add_argument("--site", action="append", dest="sites", help="site name (repeatable)")
+    run.add_argument("--data-root", type=Path, default=None)
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+
+    cluster = commands.add_parser("cluster", help="a local multi-node Slurm cluster for trials")
+    cluster.add_argument("action", choices=["up", "down", "status"])
+    cluster.add_argument("--state-dir", type=Path, default=localslurm.DEFAULT_STATE_DIR)
+    cluster.add_argument("--nodes", type=int, default=3)
+
+    site = commands.add_parser("demo-site", help="serve the demo auction site in the foreground")
+    site.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo site server")
+    return parser
+
+
+def _version() -> str:
+    try:
+        return f"auction-pipeline {metadata.version('auction-pipeline')}"
+    except metadata.PackageNotFoundError:
+        return "auction-pipeline (not installed)"
+
+
+def _use_local_cluster_if_running() -> None:
+    """Point Slurm commands at ``cluster up``'s cluster when no SLURM_CONF is set."""
+    if os.environ.get("SLURM_CONF"):
+        return
+    conf = local_cluster_conf(localslurm.DEFAULT_STATE_DIR)
+    if conf is not None:
+        os.environ["SLURM_CONF"] = str(conf)
+        print(f"using the local Slurm cluster in {conf.parent} (SLURM_CONF={conf})")
+
+
+def _is_local_cluster() -> bool:
+    conf = os.environ.get("SLURM_CONF")
+    if not conf:
+        return False
+    try:
+        first = Path(conf).read_text().splitlines()[:1]
+    except OSError:
+        return False
+    return bool(first) and "auction-pipeline cluster up" in first[0]
+
+
+def run_pipeline(
+    profile_name: str,
+    day: date | None,
+    sites: list[str] | None,
+    data_root: Path | None,
+) -> dict[str, Any]:
+    """Validate the input, make sure a Prefect API exists, run the flow; return its summary."""
+    profile = load_profile(profile_name)
+    definitions = load_sites(sites)
+    if isinstance(profile, SlurmProfile):
+        _use_local_cluster_if_running()
+        if not os.environ.get("PREFECT_API_URL") and not _is_local_cluster():
+            raise UsageError(
+                f"profile {profile.name!r} runs workers on other nodes, which cannot reach a "
+                "Prefect server on this node's loopback: export PREFECT_API_URL=http://<host>:"
+                "4200/api for a server the compute nodes can reach (see README, 'Prefect')"
+            )
+
+    from flows.daily import daily_pipeline, default_data_root
+    from infra.prefect_api import prefect_api
+
+    root = (data_root or default_data_root()).resolve()
+    with prefect_api():
+        state = daily_pipeline(
+            date=day,
+            sites=[d.name for d in definitions],
+            profile=profile.name,
+            data_root=str(root),
+            return_state=True,
+        )
+        summary: Any = state.result(raise_on_failure=False)
+    if not isinstance(summary, dict):
+        summary = {"error": str(summary)}
+    summary["state"] = state.type.value
+    summary["message"] = state.message
+    summary.setdefault("flow_run_id", str(state.state_details.flow_run_id))
+    return cast(dict[str, Any], summary)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A readable end-of-run report."""
+    lines = [
+        f"daily-pipeline {summary.get('date', '')}: {summary['state']} "
+        f"(flow run {summary.get('flow_run_id')})"
+    ]
+    sites = summary.get("sites") or {}
+    if sites:
+        lines.append(f"  {'site':<20}{'pages':>7}{'lots':>7}{'images':>8}  status")
+        for name, row in sites.items():
+            status = row["error"] or "ok"
+            lines.append(
+                f"  {name:<20}{row['pages']:>7}{row['lots']:>7}{row['images']:>8}  {status}"
+            )
+    if summary.get("database"):
+        lines.append(f"  database: {summary['database']} ({summary['new_lots']} new lots)")
+    if summary.get("archive"):
+        lines.append(f"  archive:  {summary['archive']}")
+    jobs = summary.get("slurm_jobs") or []
+    if jobs:
+        shown = ", ".join(f"{j['job_id']}@{j['node']}" for j in jobs)
+        lines.append(f"  Slurm jobs ({jobs[0]['partition']}): {shown}")
+    if summary["state"] != "COMPLETED" and summary.get("message"):
+        lines.append(f"  error: {summary['message']}")
+    return "\n".join(lines)
+
+
+def _emit(summary: dict[str, Any], as_json: bool) -> int:
+    print(json.dumps(summary, default=str) if as_json else format_summary(summary))
+    return 0 if summary["state"] == "COMPLETED" else EXIT_FAILED_RUN
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve the demo site on loopback and run the pipeline on the local profile against it."""
+    from sites.demo.server import DemoSite
+
+    with DemoSite() as site:
+        os.environ["DEMO_SITE_URL"] = site.url
+        if not args.json:
+            print(f"demo auction site serving at {site.url}; data root {args.data_root}")
+        summary = run_pipeline("local", args.date, None, args.data_root)
+    return _emit(summary, args.json)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the pipeline once on the given profile."""
+    return _emit(run_pipeline(args.profile, args.date, args.sites, args.data_root), args.json)
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """Start, stop or describe the local Slurm cluster."""
+    if args.action == "up":
+        localslurm.up(args.state_dir, args.nodes)
+    elif args.action == "down":
+        localslurm.down(args.state_dir)
+    else:
+        print(localslurm.status(args.state_dir))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``auction-pipeline`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "cluster":
+            return cmd_cluster(args)
+        from sites.demo.server import main as serve_demo
+
+        return serve_demo(args.args)
+    except (UsageError, ProfileError, SiteDefinitionError, localslurm.LocalClusterError) as exc:
+        print(f"auction-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("auction-pipeline: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""A real multi-node Slurm cluster on this machine, for trying the Slurm path and for the tests.
+
+``auction-pipeline cluster up`` installs Debian's Slurm and munge if absent, writes its own
+``slurm.conf`` and munge key under a state directory (default ``.slurm/`` in the repository),
+and starts a private ``munged``, ``slurmctld`` and N ``slurmd -N nX`` virtual nodes with the
+partitions ``standard`` and ``dev``. ``down`` stops exactly those daemons, by the pids they
+wrote. Nothing outside the state directory is configured, so a system Slurm or munge on the
+same machine is left alone; commands reach this cluster through ``SLURM_CONF``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.slurm import SlurmCommandError, local_cluster_conf, node_states, run_slurm
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STATE_DIR = REPO_ROOT / ".slurm"
+PARTITIONS = {"standard": "1-00:00:00", "dev": "02:00:00"}
+PACKAGES = {
+    "slurmctld": "slurmctld",
+    "slurmd": "slurmd",
+    "sbatch": "slurm-client",
+    "munged": "munge",
+}
+
+
+class LocalClusterError(RuntimeError):
+    """The local cluster cannot be started, stopped or inspected; the message says why."""
+
+
+@dataclass(frozen=True)
+class LocalClusterSpec:
+    """Everything that goes into the local cluster's slurm.conf."""
+
+    state_dir: Path
+    nodes: int = 3
+    cpus_per_node: int = 2
+    memory_mb_per_node: int = 4000
+    controller_port: int = 16817
+    first_node_port: int = 17001
+    hostname: str = ""
+
+    @property
+    def node_names(self) -> list[str]:
+        """The virtual nodes' names, n1..nN."""
+        return [f"n{i}" for i in range(1, self.nodes + 1)]
+
+
+def render_slurm_conf(spec: LocalClusterSpec) -> str:
+    """Render slurm.conf for the local cluster (pure).
+
+    cgroups are unusable in containers and sandboxes, hence linuxproc/task none. ``LLN=YES``
+    places each job on the least-loaded node, so a few small jobs spread over the virtual
+    nodes as they would over a real cluster's nodes.
+    """
+    s = spec.state_dir.resolve()
+    last_port = spec.first_node_port + spec.nodes - 1
+    node_range = f"n[1-{spec.nodes}]" if spec.nodes > 1 else "n1"
+    port_range = (
+        f"[{spec.first_node_port}-{last_port}]" if spec.nodes > 1 else str(spec.first_node_port)
+    )
+    lines = [
+        "# Written by `auction-pipeline cluster up`; rewritten on every start.",
+        "ClusterName=auctionlocal",
+        f"SlurmctldHost={spec.hostname}(127.0.0.1)",
+        f"SlurmctldPort={spec.controller_port}",
+        "AuthType=auth/munge",
+        "CredType=cred/munge",
+        f"AuthInfo=socket={s}/run/munge.socket",
+        "SlurmUser=root",
+        "SlurmdUser=root",
+        f"StateSaveLocation={s}/state",
+        f"SlurmdSpoolDir={s}/spool/%n",
+        f"SlurmctldPidFile={s}/run/slurmctld.pid",
+        f"SlurmdPidFile={s}/run/slurmd-%n.pid",
+        f"SlurmctldLogFile={s}/log/slurmctld.log",
+        f"SlurmdLogFile={s}/log/slurmd-%n.log",
+        "ProctrackType=proctrack/linuxproc",
+        "TaskPlugin=task/none",
+        "MpiDefault=none",
+        "SchedulerType=sched/backfill",
+        "SelectType=select/cons_tres",
+        "SelectTypeParameters=CR_Core_Memory",
+        "SlurmdParameters=config_overrides",
+        "ReturnToService=2",
+        "JobAcctGatherType=jobacct_gather/linux",
+        "JobAcctGatherFrequency=5",
+        "AccountingStorageType=accounting_storage/none",
+        "JobCompType=jobcomp/none",
+        "MinJobAge=300",
+        "SlurmdTimeout=30",
+        "InactiveLimit=0",
+        "KillWait=5",
+        f"NodeName={node_range} NodeHostname={spec.hostname} NodeAddr=127.0.0.1 "
+        f"Port={port_range} CPUs={spec.cpus_per_node} "
+        f"RealMemory={spec.memory_mb_per_node} State=UNKNOWN",
+    ]
+    for i, (name, max_time) in enumerate(PARTITIONS.items()):
+        default = " Default=YES" if i == 0 else ""
+        lines.append(
+            f"PartitionName={name} Nodes={node_range}{default} MaxTime={max_time} State=UP LLN=YES"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port_block(start: int, count: int) -> int:
+    """The first port >= start such that ``count`` consecutive ports are free."""
+    port = start
+    while port + count < 65000:
+        if all(_port_is_free(p) for p in range(port, port + count)):
+            return port
+        port += count
+    raise LocalClusterError(f"no {count} consecutive free TCP ports above {start}")
+
+
+def ensure_packages(log: Callable[[str], None] = print) -> None:
+    """Install Debian's slurmctld, slurmd, slurm-client and munge with apt if absent."""
+    missing = sorted({pkg for prog, pkg in PACKAGES.items() if not _which(prog)})
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise LocalClusterError(
+            f"missing {', '.join(missing)}; install them as root "
+            f"(apt-get install {' '.join(missing)}) and run `auction-pipeline cluster up` again"
+        )
+    log(f"installing {', '.join(missing)} with apt-get (about 15 s)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+    try:
+        run_slurm(install, timeout=600, env=env)
+    except SlurmCommandError:
+        # A fresh machine may have empty package lists: update once, then retry.
+        run_slurm(["apt-get", "update", "-q"], timeout=600, env=env)
+        run_slurm(install, timeout=600, env=env)
+
+
+def _which(program: str) -> str | None:
+    """Find a program on PATH or in the sbin directories a non-login shell may lack."""
+    return shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
+
+
+def _pid_files(state_dir: Path) -> list[Path]:
+    run = state_dir / "run"
+    # slurmd first, munged last: daemons are stopped in this order.
+    return [
+        *sorted(run.glob("slurmd-*.pid")),
+        run / "slurmctld.pid",
+        run / "munged.pid",
+    ]
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_our_daemon(pid: int, state_dir: Path) -> bool:
+    """True when ``pid`` is alive and its command line mentions our state directory.
+
+    Guards ``down`` against a stale pid file whose pid now belongs to another process.
+    """
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return str(state_dir.resolve()) in cmdline
+
+
+def running_daemons(state_dir: Path) -> dict[str, int]:
+    """The local cluster's daemons that are alive, by pid-file name."""
+    alive = {}
+    for pid_file in _pid_files(state_dir):
+        pid = _read_pid(pid_file)
+        if pid is not None and _is_our_daemon(pid, state_dir):
+            alive[pid_file.stem] = pid
+    return alive
+
+
+def up(
+    state_dir: Path = DEFAULT_STATE_DIR,
+    nodes: int = 3,
+    log: Callable[[str], None] = print,
+    timeout: float = 60.0,
+) -> Path:
+    """Start (or confirm) the local cluster; return its slurm.conf path."""
+    state_dir = state_dir.resolve()
+    if nodes < 1:
+        raise LocalClusterError(f"--nodes must be at least 1, got {nodes}")
+    if os.geteuid() != 0:
+        raise LocalClusterError(
+            "the local Slurm cluster needs root (slurmd launches jobs); on a real cluster "
+            "use its Slurm instead and skip `cluster up`"
+        )
+    alive = running_daemons(state_dir)
+    if alive:
+        conf = state_dir / "slurm.conf"
+        have = sum(1 for name in alive if name.startswith("slurmd-"))
+        if have != nodes or "slurmctld" not in alive:
+            raise LocalClusterError(
+                f"a local cluster in {state_dir} is partly running ({', '.join(sorted(alive))}); "
+                f"run `auction-pipeline cluster down --state-dir {state_dir}` first"
+            )
+        log(f"local Slurm cluster already up in {state_dir}")
+        return conf
+    ensure_packages(log)
+    for sub in ("run", "log", "state", "spool", "munge"):
+        (state_dir / sub).mkdir(parents=True, exist_ok=True)
+    (state_dir / "run").chmod(0o755)  # munged insists the socket directory be searchable
+    (state_dir / "munge").chmod(0o700)
+    key = state_dir / "munge" / "munge.key"
+    if not key.exists():
+        key.write_bytes(os.urandom(1024))
+        key.chmod(0o400)
+    ctld_port = _free_port_block(16817, 1)
+    spec = LocalClusterSpec(
+        state_dir=state_dir,
+        nodes=nodes,
+        controller_port=ctld_port,
+        first_node_port=_free_port_block(max(17001, ctld_port + 1), nodes),
+        hostname=socket.gethostname(),
+    )
+    conf = state_dir / "slurm.conf"
+    tmp = conf.with_suffix(".conf.tmp")
+    tmp.write_text(render_slurm_conf(spec))
+    tmp.replace(conf)
+
+    munged = _which("munged") or "munged"
+    run_slurm(
+        [
+            munged,
+            f"--socket={state_dir}/run/munge.socket",
+            f"--key-file={key}",
+            f"--pid-file={state_dir}/run/munged.pid",
+            f"--log-file={state_dir}/log/munged.log",
+            f"--seed-file={state_dir}/munge/munged.seed",
+        ]
+    )
+    run_slurm([_which("slurmctld") or "slurmctld", "-f", str(conf)])
+    for name in spec.node_names:
+        run_slurm([_which("slurmd") or "slurmd", "-f", str(conf), "-N", name])
+    _wait_until_idle(conf, nodes, timeout)
+    log(f"local Slurm cluster up: {nodes} node(s), partitions {', '.join(PARTITIONS)}")
+    log(f"  use it from a shell with: export SLURM_CONF={conf}")
+    return conf
+
+
+def _wait_until_idle(conf: Path, nodes: int, timeout: float) -> None:
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    deadline = time.monotonic() + timeout
+    last = "no answer from slurmctld"
+    while time.monotonic() < deadline:
+        try:
+            states = node_states(env=env)
+        except SlurmCommandError as exc:
+            last = str(exc)
+        else:
+            idle = {row.node for row in states if row.state in ("idle", "mixed", "allocated")}
+            if len(idle) >= nodes:
+                return
+            last = ", ".join(f"{row.node}={row.state}" for row in states)
+        time.sleep(0.5)
+    raise LocalClusterError(
+        f"nodes did not become idle within {timeout:g} s ({last}); see {conf.parent}/log/"
+    )
+
+
+def down(
+    state_dir: Path = DEFAULT_STATE_DIR, log: Callable[[str], None] = print, timeout: float = 20.0
+) -> list[str]:
+    """Cancel the cluster's jobs and stop the daemons it started; return what was stopped."""
+    state_dir = state_dir.resolve()
+    conf = local_cluster_conf(state_dir)
+    if conf is not None:
+        env = {**os.environ, "SLURM_CONF": str(conf)}
+        # Jobs' processes outlive slurmd; cancel them while the controller can still do it.
+        run_slurm(["scancel", "--user", str(os.geteuid()), "--full"], env=env, check=False)
+    stopped = []
+    for pid_file in _pid_files(state_dir):
+        pid = _read_pid(pid_file)
+        if pid is None or not _is_our_daemon(pid, state_dir):
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _is_our_daemon(pid, state_dir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _is_our_daemon(pid, state_dir):
+            os.kill(pid, signal.SIGKILL)
+        pid_file.unlink(missing_ok=True)
+        stopped.append(f"{pid_file.stem} (pid {pid})")
+    log(f"stopped {', '.join(stopped)}" if stopped else f"no local cluster running in {state_dir}")
+    return stopped
+
+
+def status(state_dir: Path = DEFAULT_STATE_DIR) -> str:
+    """A short, sinfo-like description of the local cluster in ``state_dir``."""
+    state_dir = state_dir.resolve()
+    alive = running_daemons(state_dir)
+    if "slurmctld" not in alive:
+        return f"no local cluster running in {state_dir} (start one: auction-pipeline cluster up)"
+    lines = [f"local Slurm cluster in {state_dir}"]
+    lines.append("daemons: " + ", ".join(f"{name} ({pid})" for name, pid in alive.items()))
+    env = {**os.environ, "SLURM_CONF": str(state_dir / "slurm.conf")}
+    lines.append(f"{'NODE':<8}{'PARTITION':<11}{'STATE':<12}{'CPUS':>5}{'MEMORY':>9}")
+    for row in node_states(env=env):
+        lines.append(
+            f"{row.node:<8}{row.partition:<11}{row.state:<12}{row.cpus:>5}{row.memory_mb:>9}"
+        )
+    return "\n".join(lines)

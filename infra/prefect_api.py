@@ -1,0 +1,135 @@
+"""Make sure a run has a real Prefect API that its workers can report to.
+
+Tasks on Dask workers report to ``PREFECT_API_URL``. Without it each worker process would
+start a throw-away server of its own and its task runs would never reach the UI. So a run
+either uses the server ``PREFECT_API_URL`` names (checked first, with a clear error when it
+cannot be reached) or starts a real ``prefect server`` for the duration of the run, with its
+database under a state directory so the run history stays browsable afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STATE_DIR = REPO_ROOT / ".state" / "prefect"
+START_TIMEOUT = 90.0
+
+
+class PrefectApiError(RuntimeError):
+    """The Prefect API is unreachable or a server could not be started."""
+
+
+def api_is_healthy(url: str, timeout: float = 5.0) -> bool:
+    """True when ``url`` (…/api) answers Prefect's health check."""
+    try:
+        response = httpx.get(url.rstrip("/") + "/health", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def server_command(host: str, port: int) -> list[str]:
+    """The command that runs a Prefect server from this installation."""
+    prefect = Path(sys.executable).with_name("prefect")
+    return [str(prefect), "server", "start", "--host", host, "--port", str(port)]
+
+
+@contextmanager
+def temporary_server(
+    state_dir: Path = DEFAULT_STATE_DIR,
+    host: str = "127.0.0.1",
+    log: Callable[[str], None] = print,
+) -> Iterator[str]:
+    """Run a Prefect server (SQLite under ``state_dir``) for the block; yield its API URL."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    url = f"http://{host}:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(state_dir),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": url,
+    }
+    log_path = state_dir / "server.log"
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(
+            server_command(host, port),
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not api_is_healthy(url, timeout=2.0):
+            if proc.poll() is not None:
+                raise PrefectApiError(
+                    f"the Prefect server exited with code {proc.returncode} while starting; "
+                    f"see {log_path}"
+                )
+            if time.monotonic() > deadline:
+                raise PrefectApiError(
+                    f"the Prefect server did not answer within {START_TIMEOUT:g} s; see {log_path}"
+                )
+            time.sleep(0.5)
+        log(
+            f"started a Prefect server for this run at {url.removesuffix('/api')} "
+            f"(history kept in {state_dir})"
+        )
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@contextmanager
+def prefect_api(
+    state_dir: Path = DEFAULT_STATE_DIR, log: Callable[[str], None] = print
+) -> Iterator[str]:
+    """Yield the API URL this run reports to, starting a server when none is configured.
+
+    Sets ``PREFECT_API_URL`` in the environment (Slurm jobs and worker processes inherit it)
+    and in Prefect's settings for this process.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured:
+        if not api_is_healthy(configured):
+            raise PrefectApiError(
+                f"the Prefect API at {configured} (from PREFECT_API_URL) is not reachable; "
+                "start that server, or unset PREFECT_API_URL to let this run start its own"
+            )
+        with temporary_settings(updates={PREFECT_API_URL: configured}):
+            yield configured
+        return
+    with temporary_server(state_dir, log=log) as url:
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                yield url
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)

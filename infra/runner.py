@@ -1,0 +1,269 @@
+"""From a cluster profile to the flow's Dask task runner, with the guardrails Slurm needs.
+
+:func:`dask_task_runner` is the one place a profile becomes a prefect-dask ``DaskTaskRunner``
+(built from strings and dicts, so Prefect can copy and compare it). :class:`ProfileTaskRunner`
+is what the flow declares: it reads the run's ``profile`` parameter at the first submit, so
+one flow definition serves every profile and deployment, and then enforces the guardrails:
+
+* workers retire before their walltime (``--lifetime``) and adapt replaces them;
+* adapt never goes below one job, so a flow never waits on zero workers;
+* if no worker connects in time, the run fails naming the partition and Slurm's pending
+  reason, instead of hanging;
+* the rendered job script is logged to the flow run and written next to the Slurm job logs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, cast
+
+import dask
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
+from prefect.logging import get_run_logger
+from prefect.task_runners import TaskRunner
+from prefect_dask.task_runners import DaskTaskRunner, PrefectDaskFuture
+
+from infra.profiles import LocalProfile, Profile, SlurmProfile, load_profile
+from infra.slurm import SlurmCommandError, queued_jobs
+
+VENV = Path(sys.prefix)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ADAPT_INTERVAL_SECONDS = 1.0
+
+# Expected durations of the pipeline's task kinds, so Dask's adaptive scaling asks for a
+# worker per long-running site task instead of queueing them all on the first worker.
+EXPECTED_TASK_DURATIONS = {"scrape_site": "10m", "process_site": "1m"}
+
+
+class WorkersUnavailable(RuntimeError):
+    """No Dask worker connected in time; the message names the partition and Slurm's reason."""
+
+
+def lifetime_args(walltime_seconds: int) -> list[str]:
+    """Dask worker flags that retire a worker before Slurm kills it at walltime.
+
+    The margin is 10% of the walltime, between 30 s and 10 min; workers are staggered by a
+    third of it so they do not all retire at once. Running tasks move to other workers.
+    """
+    margin = min(max(walltime_seconds * 0.1, 30.0), 600.0)
+    lifetime = max(walltime_seconds - margin, 10.0)
+    return ["--lifetime", f"{int(lifetime)}s", "--lifetime-stagger", f"{int(margin / 3)}s"]
+
+
+def render_prologue(lines: Iterable[str], prefect_api_url: str) -> list[str]:
+    """Fill ``{venv}``, ``{repo}`` and ``{prefect_api_url}`` into the profile's prologue."""
+    values = {"venv": str(VENV), "repo": str(REPO_ROOT), "prefect_api_url": prefect_api_url}
+    return [line.format(**values) for line in lines]
+
+
+def slurm_directives(profile: SlurmProfile) -> list[str]:
+    """Extra ``#SBATCH`` flags for the profile (account and partition go via dask-jobqueue)."""
+    flags = []
+    if profile.qos:
+        flags.append(f"--qos={profile.qos}")
+    flags.extend(profile.extra_directives)
+    return flags
+
+
+def dask_task_runner(
+    profile: Profile, *, log_directory: Path, prefect_api_url: str | None
+) -> DaskTaskRunner:
+    """Turn a profile into the DaskTaskRunner that runs the flow's tasks."""
+    if isinstance(profile, LocalProfile):
+        return DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={
+                "n_workers": profile.workers,
+                "threads_per_worker": profile.threads_per_worker,
+                "memory_limit": profile.memory,
+                "processes": True,
+                "dashboard_address": None,
+            },
+        )
+    if not prefect_api_url:
+        raise WorkersUnavailable(
+            "PREFECT_API_URL is not set: tasks on Slurm workers would report to a throw-away "
+            "server of their own and vanish from the UI. Run through `auction-pipeline run`, "
+            "which starts a Prefect server when needed, or export PREFECT_API_URL."
+        )
+    cluster_kwargs: dict[str, Any] = {
+        "queue": profile.partition,
+        "cores": profile.cores,
+        "memory": profile.memory,
+        "processes": profile.processes,
+        "walltime": profile.walltime,
+        "job_extra_directives": slurm_directives(profile),
+        "job_script_prologue": render_prologue(profile.prologue, prefect_api_url),
+        "worker_extra_args": lifetime_args(profile.walltime_seconds),
+        "local_directory": profile.local_directory,
+        "log_directory": str(log_directory),
+        "python": sys.executable,
+        "dashboard_address": None,
+    }
+    if profile.account:
+        cluster_kwargs["account"] = profile.account
+    if profile.interface:
+        cluster_kwargs["interface"] = profile.interface
+        cluster_kwargs["scheduler_options"] = {"interface": profile.interface}
+    return DaskTaskRunner(
+        cluster_class="dask_jobqueue.SLURMCluster",
+        cluster_kwargs=cluster_kwargs,
+        adapt_kwargs={
+            "minimum_jobs": profile.adapt.minimum_jobs,
+            "maximum_jobs": profile.adapt.maximum_jobs,
+            "interval": f"{ADAPT_INTERVAL_SECONDS}s",
+            "wait_count": max(1, int(profile.adapt.idle_seconds / ADAPT_INTERVAL_SECONDS)),
+        },
+    )
+
+
+def explain_missing_workers(
+    profile: SlurmProfile, job_ids: list[str], scheduler_address: str, log_directory: Path
+) -> str:
+    """Why no worker connected: the partition and what squeue says of each job."""
+    head = (
+        f"no Dask worker connected within {profile.worker_start_timeout:g} s on Slurm "
+        f"partition {profile.partition!r} (profile {profile.name!r})."
+    )
+    if not job_ids:
+        return f"{head} No worker job was submitted; see the flow run log for sbatch errors."
+    try:
+        jobs = queued_jobs(job_ids)
+    except SlurmCommandError as exc:
+        return f"{head} Jobs {', '.join(job_ids)}; squeue failed: {exc}"
+    pending = [j for j in jobs if j.state == "PENDING"]
+    running = [j for j in jobs if j.state == "RUNNING"]
+    parts = [head]
+    if pending:
+        reasons = sorted({j.reason for j in pending})
+        parts.append(
+            f"Slurm reason: {', '.join(reasons)} "
+            f"(jobs {', '.join(j.job_id for j in pending)} PENDING)."
+        )
+        parts.append(
+            f"Check `sinfo -p {profile.partition}` and `squeue -j {pending[0].job_id}`; pick "
+            f"another partition (AUCTION_PIPELINE__{profile.name.upper()}__PARTITION) or "
+            f"raise worker_start_timeout."
+        )
+    if running:
+        parts.append(
+            f"Jobs {', '.join(j.job_id for j in running)} are RUNNING on "
+            f"{', '.join(sorted({j.nodes for j in running}))} but their workers never reached "
+            f"the scheduler at {scheduler_address}: see the job logs in {log_directory} and "
+            "set the profile's `interface` to a network the compute nodes share."
+        )
+    if not jobs:
+        parts.append(
+            f"Jobs {', '.join(job_ids)} already left the queue: see their logs in {log_directory}."
+        )
+    return " ".join(parts)
+
+
+class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
+    """The flow's task runner: a DaskTaskRunner for the run's ``profile`` parameter.
+
+    Built lazily at the first submit, when the flow run's parameters are known. The
+    Slurm job ids and the job script of the run are kept for the run's summary.
+    """
+
+    def __init__(self, profile_parameter: str = "profile", data_root_parameter: str = "data_root"):
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.profile_parameter = profile_parameter
+        self.data_root_parameter = data_root_parameter
+        self._inner: DaskTaskRunner | None = None
+        self.job_script: str | None = None
+
+    def duplicate(self) -> ProfileTaskRunner:
+        """A fresh, unstarted runner with the same configuration (Prefect calls this per run)."""
+        return type(self)(self.profile_parameter, self.data_root_parameter)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ProfileTaskRunner)
+            and other.profile_parameter == self.profile_parameter
+            and other.data_root_parameter == self.data_root_parameter
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def submit(
+        self,
+        task: Any,
+        parameters: dict[str, Any],
+        wait_for: Iterable[PrefectFuture[Any]] | None = None,
+        dependencies: dict[str, Any] | None = None,
+    ) -> PrefectFuture[Any]:
+        """Submit a task to the profile's Dask cluster, starting the cluster on first use."""
+        if not self._started:
+            raise RuntimeError("The task runner must be started before submitting work.")
+        dask_wait_for = cast("Iterable[PrefectDaskFuture[Any]] | None", wait_for)
+        return self._runner().submit(task, parameters, dask_wait_for, dependencies)
+
+    def _runner(self) -> DaskTaskRunner:
+        if self._inner is not None:
+            return self._inner
+        context = FlowRunContext.get()
+        if context is None or context.flow_run is None:
+            raise RuntimeError("ProfileTaskRunner can only submit from inside a flow run")
+        params = context.parameters or {}
+        profile = load_profile(str(params.get(self.profile_parameter, "local")))
+        data_root = Path(params.get(self.data_root_parameter) or ".")
+        log_directory = data_root / "logs" / "slurm"
+        log_directory.mkdir(parents=True, exist_ok=True)
+        inner = dask_task_runner(
+            profile,
+            log_directory=log_directory,
+            prefect_api_url=os.environ.get("PREFECT_API_URL"),
+        )
+        dask.config.set({"distributed.scheduler.default-task-durations": EXPECTED_TASK_DURATIONS})
+        inner.__enter__()  # type: ignore[no-untyped-call]
+        self._inner = inner
+        client = inner.client  # starts the cluster and adapt
+        if isinstance(profile, SlurmProfile):
+            self._start_slurm_workers(profile, inner, client, log_directory, context)
+        return inner
+
+    def _start_slurm_workers(
+        self,
+        profile: SlurmProfile,
+        inner: DaskTaskRunner,
+        client: Any,
+        log_directory: Path,
+        context: FlowRunContext,
+    ) -> None:
+        logger = get_run_logger()
+        cluster: Any = inner._cluster
+        self.job_script = cluster.job_script()
+        assert context.flow_run is not None
+        script_path = log_directory / f"worker-job-{context.flow_run.id}.sh"
+        tmp = script_path.with_suffix(".tmp")
+        tmp.write_text(self.job_script or "")
+        tmp.replace(script_path)
+        logger.info(
+            "Dask workers run as Slurm jobs on partition %r with this job script "
+            "(also saved as %s):\n%s",
+            profile.partition,
+            script_path,
+            self.job_script,
+        )
+        try:
+            client.wait_for_workers(1, timeout=profile.worker_start_timeout)
+        except TimeoutError:
+            job_ids = [
+                str(job.job_id) for job in cluster.workers.values() if getattr(job, "job_id", None)
+            ]
+            raise WorkersUnavailable(
+                explain_missing_workers(profile, job_ids, cluster.scheduler_address, log_directory)
+            ) from None
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        try:
+            if self._inner is not None:
+                self._inner.__exit__(exc_type, exc_value, traceback)
+        finally:
+            self._inner = None
+            super().__exit__(exc_type, exc_value, traceback)

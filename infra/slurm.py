@@ -1,0 +1,182 @@
+"""Slurm helpers: the one function that runs Slurm commands, and pure parsers of their output.
+
+Every Slurm command the product runs (sinfo, squeue, scontrol, sbatch, scancel) goes through
+:func:`run_slurm`, which takes an argument list (no shell), applies a timeout and raises an
+error carrying the command, exit code, stdout and stderr. Parsing is kept in pure functions
+so it can be tested against saved real output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SlurmCommandError(RuntimeError):
+    """A Slurm command failed or could not be run; carries everything needed to debug it."""
+
+    def __init__(self, argv: Sequence[str], returncode: int | None, stdout: str, stderr: str):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        shown = " ".join(self.argv)
+        if returncode is None:
+            detail = stderr or "could not be started"
+        else:
+            detail = f"exit code {returncode}: {stderr.strip() or stdout.strip() or '(no output)'}"
+        super().__init__(f"`{shown}` failed ({detail})")
+
+
+def run_slurm(
+    argv: Sequence[str],
+    *,
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run one Slurm (or Slurm-daemon) command and return its completed process.
+
+    Raises :class:`SlurmCommandError` when the program is missing, times out, or (with
+    ``check``) exits non-zero. ``SLURM_CONF`` from the environment is honoured, which is how
+    the local cluster started by ``auction-pipeline cluster up`` is addressed.
+    """
+    try:
+        proc = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise SlurmCommandError(
+            argv,
+            None,
+            "",
+            f"{argv[0]} not found on PATH: run this on a Slurm login node, or start the "
+            "local test cluster with `auction-pipeline cluster up`",
+        ) from None
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout if isinstance(exc.stdout, str) else ""
+        raise SlurmCommandError(argv, None, out, f"timed out after {timeout:g} s") from None
+    if check and proc.returncode != 0:
+        raise SlurmCommandError(argv, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """One line of ``squeue``: what Slurm says about a job that is still in the queue."""
+
+    job_id: str
+    partition: str
+    state: str
+    reason: str
+    nodes: str
+
+
+SQUEUE_FORMAT = "%i|%P|%T|%r|%N"
+
+
+def parse_squeue(text: str) -> list[QueuedJob]:
+    """Parse ``squeue --noheader -o '%i|%P|%T|%r|%N'`` output (blank lines ignored)."""
+    jobs = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) != 5:
+            raise ValueError(f"unexpected squeue line (want 5 '|'-separated fields): {line!r}")
+        job_id, partition, state, reason, nodes = (p.strip() for p in parts)
+        jobs.append(QueuedJob(job_id, partition, state, reason, nodes))
+    return jobs
+
+
+def queued_jobs(job_ids: Sequence[str]) -> list[QueuedJob]:
+    """The queue entries of the given jobs (jobs that already left the queue are absent)."""
+    if not job_ids:
+        return []
+    proc = run_slurm(
+        ["squeue", "--noheader", "-o", SQUEUE_FORMAT, "-j", ",".join(job_ids)], check=False
+    )
+    # squeue exits 1 with "Invalid job id specified" when every listed job has left.
+    if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
+        raise SlurmCommandError(proc.args, proc.returncode, proc.stdout, proc.stderr)
+    return parse_squeue(proc.stdout)
+
+
+_NODE_RANGE = re.compile(r"([^,\[]+)(?:\[([^\]]+)\])?")
+
+
+def expand_nodelist(nodelist: str) -> list[str]:
+    """Expand a Slurm host list such as ``n[1-3,5],login`` into ``[n1, n2, n3, n5, login]``."""
+    nodes: list[str] = []
+    for match in _NODE_RANGE.finditer(nodelist):
+        prefix, ranges = match.group(1).lstrip(","), match.group(2)
+        if not prefix:
+            continue
+        if ranges is None:
+            nodes.append(prefix)
+            continue
+        for part in ranges.split(","):
+            lo, _, hi = part.partition("-")
+            width = len(lo)
+            for number in range(int(lo), int(hi or lo) + 1):
+                nodes.append(f"{prefix}{number:0{width}d}")
+    return nodes
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One line of ``sinfo -N``: a node in a partition, its state and size."""
+
+    node: str
+    partition: str
+    state: str
+    cpus: int
+    memory_mb: int
+
+
+SINFO_FORMAT = "%N|%P|%T|%c|%m"
+
+
+def parse_sinfo_nodes(text: str) -> list[NodeState]:
+    """Parse ``sinfo -N --noheader -o '%N|%P|%T|%c|%m'`` output; the default partition's ``*``
+    is stripped."""
+    rows = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) != 5:
+            raise ValueError(f"unexpected sinfo line (want 5 '|'-separated fields): {line!r}")
+        node, partition, state, cpus, memory = (p.strip() for p in parts)
+        rows.append(NodeState(node, partition.rstrip("*"), state, int(cpus), int(memory)))
+    return rows
+
+
+def node_states(partition: str | None = None, env: dict[str, str] | None = None) -> list[NodeState]:
+    """Per-node state as sinfo reports it, optionally for one partition."""
+    argv = ["sinfo", "-N", "--noheader", "-o", SINFO_FORMAT]
+    if partition:
+        argv += ["-p", partition]
+    return parse_sinfo_nodes(run_slurm(argv, env=env).stdout)
+
+
+def local_cluster_conf(state_dir: Path) -> Path | None:
+    """The slurm.conf of a local cluster in ``state_dir`` whose controller is running, if any."""
+    conf = state_dir / "slurm.conf"
+    pid_file = state_dir / "run" / "slurmctld.pid"
+    if not conf.is_file() or not pid_file.is_file():
+        return None
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (ValueError, ProcessLookupError, PermissionError):
+        return None
+    return conf

@@ -1,0 +1,1 @@
+"""Site definitions (one YAML per auction house) and the demo auction site."""

@@ -1,0 +1,171 @@
+"""Site definitions: one YAML file per auction house under ``sites/``, validated on load.
+
+Sites are data, not code: start URL, pagination, lot links, per-field selectors and parsers,
+currency, date languages and politeness live in the YAML file. A bad file is rejected before
+any request is sent, with an error naming the file, the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SITES_DIR = Path(__file__).resolve().parent
+
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
+
+
+class SiteDefinitionError(ValueError):
+    """A site definition is missing, unreadable or invalid; the message names file and field."""
+
+
+class Selector(BaseModel):
+    """One CSS or XPath selector (parsel syntax: CSS may end in ``::text`` or ``::attr(x)``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    css: str | None = None
+    xpath: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Selector:
+        if (self.css is None) == (self.xpath is None):
+            raise ValueError("give exactly one of 'css' or 'xpath'")
+        return self
+
+
+FieldParser = Literal["text", "price", "estimate", "date", "int"]
+
+
+class FieldRule(BaseModel):
+    """How to extract one field of a lot page, and how to parse what was extracted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    selector: Selector
+    parser: FieldParser = "text"
+    many: bool = Field(False, description="collect every match (e.g. image URLs), not the first")
+    required: bool = False
+
+
+class Listing(BaseModel):
+    """Where the lots are: the listing page's lot links and its next-page link."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lot_links: Selector
+    next_page: Selector | None = None
+    max_pages: Annotated[int, Field(gt=0)] = 200
+
+
+class Politeness(BaseModel):
+    """How hard we may hit the site: requests per second, retries, timeouts, page size cap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_second: Annotated[float, Field(gt=0, le=50)] = 2.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 4
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    max_page_bytes: Annotated[int, Field(gt=0)] = 5_000_000
+    max_retry_after_seconds: Annotated[float, Field(ge=0)] = 120.0
+
+
+REQUIRED_FIELDS = ("lot_number", "title", "sale_date")
+
+
+class SiteDefinition(BaseModel):
+    """A validated auction-house definition, as loaded from ``sites/<name>.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    house: str
+    base_url: Annotated[str, Field(pattern=r"^https?://")]
+    start_url: str = Field(description="relative to base_url; '{date}' becomes YYYY-MM-DD")
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    date_languages: Annotated[list[str], Field(min_length=1)]
+    unsold_markers: list[str] = Field(default_factory=list)
+    user_agent: str = "auction-pipeline/0.1 (+research crawler; contact: see README)"
+    listing: Listing
+    fields: dict[str, FieldRule]
+    politeness: Politeness = Politeness()
+
+    @field_validator("fields")
+    @classmethod
+    def _has_required_fields(cls, fields: dict[str, FieldRule]) -> dict[str, FieldRule]:
+        missing = [name for name in REQUIRED_FIELDS if name not in fields]
+        if missing:
+            raise ValueError(f"missing rules for required field(s): {', '.join(missing)}")
+        return fields
+
+    def start_url_for(self, day: str) -> str:
+        """The first listing page for sale date ``day`` (ISO format)."""
+        return self.base_url.rstrip("/") + "/" + self.start_url.format(date=day).lstrip("/")
+
+
+def _expand_env(text: str) -> str:
+    """Expand ``${NAME}`` and ``${NAME:-default}`` so deployments can point a site elsewhere."""
+
+    def repl(match: re.Match[str]) -> str:
+        value = os.environ.get(match["name"])
+        if value:
+            return value
+        if match["default"] is not None:
+            return match["default"]
+        raise SiteDefinitionError(f"environment variable {match['name']} is not set")
+
+    return _ENV_REF.sub(repl, text)
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_site_file(path: Path) -> SiteDefinition:
+    """Load and validate one site file; raise SiteDefinitionError naming file and field."""
+    try:
+        raw = yaml.safe_load(_expand_env(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise SiteDefinitionError(f"{path}: cannot read site file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise SiteDefinitionError(f"{path}: not valid YAML ({exc})") from exc
+    except SiteDefinitionError as exc:
+        raise SiteDefinitionError(f"{path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SiteDefinitionError(f"{path}: expected a mapping of site settings at top level")
+    try:
+        site = SiteDefinition.model_validate(raw)
+    except ValidationError as exc:
+        raise SiteDefinitionError(f"{path}: {_describe(exc)}") from exc
+    if site.name != path.stem:
+        raise SiteDefinitionError(
+            f"{path}: name {site.name!r} must match the file name {path.stem!r}"
+        )
+    return site
+
+
+def available_sites(sites_dir: Path = SITES_DIR) -> list[str]:
+    """Names of the site definitions in ``sites_dir`` (file stems), sorted."""
+    return sorted(p.stem for p in sites_dir.glob("*.yaml"))
+
+
+def load_sites(names: list[str] | None = None, sites_dir: Path = SITES_DIR) -> list[SiteDefinition]:
+    """Load the named sites (all when ``names`` is empty); unknown names raise with the choices."""
+    known = available_sites(sites_dir)
+    wanted = names or known
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise SiteDefinitionError(
+            f"unknown site(s): {', '.join(unknown)}; known sites in {sites_dir}: "
+            f"{', '.join(known) or '(none)'}"
+        )
+    return [load_site_file(sites_dir / f"{name}.yaml") for name in wanted]

@@ -1,0 +1,181 @@
+"""A polite HTTP fetcher for one site: robots.txt, rate limit, Retry-After, backoff, caps.
+
+One fetcher serves one host from one task, so the per-host rate limit holds without any
+coordination between workers (the flow never gives two tasks the same site). Every response
+keeps its raw bytes so the page can be stored exactly as served.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import httpx
+from protego import Protego
+
+from sites.loader import Politeness
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class FetchError(RuntimeError):
+    """A URL could not be fetched after the allowed retries; the message says why."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One HTTP response as received: final URL, status, headers and undecoded body."""
+
+    url: str
+    status: int
+    content_type: str
+    body: bytes
+    fetched_at: float
+    attempts: int
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def backoff_seconds(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter for retry ``attempt`` (1-based)."""
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+@dataclass
+class PoliteFetcher:
+    """Fetches pages from one site within its politeness settings."""
+
+    user_agent: str
+    politeness: Politeness
+    client: httpx.Client = field(init=False)
+    _robots: dict[str, Protego] = field(default_factory=dict, init=False)
+    _next_request_at: float = field(default=0.0, init=False)
+    requests_sent: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(
+            headers={"User-Agent": self.user_agent, "Accept-Encoding": "identity"},
+            timeout=self.politeness.timeout_seconds,
+            follow_redirects=True,
+            max_redirects=5,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
+    def __enter__(self) -> PoliteFetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _interval(self, url: str) -> float:
+        robots = self._robots_for(url)
+        delay = robots.crawl_delay(self.user_agent) if robots is not None else None
+        return max(1.0 / self.politeness.requests_per_second, float(delay or 0.0))
+
+    def _wait_turn(self, url: str) -> None:
+        now = time.monotonic()
+        if now < self._next_request_at:
+            time.sleep(self._next_request_at - now)
+        self._next_request_at = time.monotonic() + self._interval(url)
+
+    def _robots_for(self, url: str) -> Protego | None:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._robots:
+            try:
+                self.requests_sent += 1
+                response = self.client.get(f"{origin}/robots.txt")
+            except httpx.HTTPError:
+                self._robots[origin] = Protego.parse("")
+            else:
+                # RFC 9309: 4xx means no restrictions; 5xx means assume disallow-all.
+                if response.status_code >= 500:
+                    text = "User-agent: *\nDisallow: /"
+                elif response.status_code >= 400:
+                    text = ""
+                else:
+                    text = response.text
+                self._robots[origin] = Protego.parse(text)
+        return self._robots[origin]
+
+    def allowed(self, url: str) -> bool:
+        """Whether robots.txt lets our user agent fetch ``url``."""
+        robots = self._robots_for(url)
+        return robots is None or bool(robots.can_fetch(url, self.user_agent))
+
+    def get(self, url: str, expect: tuple[str, ...] = ("text/html",)) -> Fetched:
+        """GET ``url`` politely; retry 429/5xx and network errors; raise FetchError otherwise."""
+        if not self.allowed(url):
+            raise FetchError(f"{url}: disallowed by robots.txt for {self.user_agent!r}")
+        attempts = 0
+        while True:
+            attempts += 1
+            self._wait_turn(url)
+            self.requests_sent += 1
+            try:
+                response = self._get_capped(url)
+            except httpx.HTTPError as exc:
+                if attempts > self.politeness.max_retries:
+                    raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
+                time.sleep(backoff_seconds(attempts))
+                continue
+            status = response.status_code
+            if status in RETRY_STATUSES and attempts <= self.politeness.max_retries:
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                if wait is None:
+                    wait = backoff_seconds(attempts)
+                if wait > self.politeness.max_retry_after_seconds:
+                    raise FetchError(f"{url}: HTTP {status} asks to retry after {wait:.0f} s")
+                time.sleep(wait)
+                continue
+            if status >= 400:
+                raise FetchError(f"{url}: HTTP {status} after {attempts} attempt(s)")
+            content_type = response.headers.get("Content-Type", "")
+            if not any(content_type.startswith(kind) for kind in expect):
+                raise FetchError(
+                    f"{url}: content type {content_type!r}, expected one of {', '.join(expect)}"
+                )
+            return Fetched(
+                url=str(response.url),
+                status=status,
+                content_type=content_type,
+                body=response.content,
+                fetched_at=time.time(),
+                attempts=attempts,
+            )
+
+    def _get_capped(self, url: str) -> httpx.Response:
+        """GET with the body capped at ``max_page_bytes`` (a runaway page is an error)."""
+        cap = self.politeness.max_page_bytes
+        with self.client.stream("GET", url) as response:
+            chunks, size = [], 0
+            for chunk in response.iter_raw():
+                size += len(chunk)
+                if size > cap:
+                    raise FetchError(f"{url}: page larger than the {cap}-byte cap")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            content=body,
+            request=response.request,
+        )

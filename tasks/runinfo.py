@@ -1,0 +1,31 @@
+"""Where a task ran: the Slurm job, partition and node, or this host when outside Slurm.
+
+Each task returns this with its result, so a run's summary can say which Slurm jobs did the
+work without asking Slurm afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunPlace:
+    """The Slurm job id, partition and node a task ran on (job fields None outside Slurm)."""
+
+    slurm_job_id: str | None
+    partition: str | None
+    node: str
+    pid: int
+
+
+def where_am_i() -> RunPlace:
+    """Describe the current process's place from the environment Slurm gives a job."""
+    return RunPlace(
+        slurm_job_id=os.environ.get("SLURM_JOB_ID"),
+        partition=os.environ.get("SLURM_JOB_PARTITION"),
+        node=os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
+        pid=os.getpid(),
+    )

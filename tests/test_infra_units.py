@@ -1,0 +1,200 @@
+"""Unit tests of the pure parts of infra/: Slurm output parsers, slurm.conf rendering,
+profiles and their overrides, and the task-runner factory's Slurm settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dask_jobqueue import SLURMCluster
+
+from infra.localslurm import LocalClusterSpec, render_slurm_conf
+from infra.profiles import ProfileError, SlurmProfile, load_profile, parse_walltime
+from infra.runner import dask_task_runner, lifetime_args, render_prologue
+from infra.slurm import (
+    SlurmCommandError,
+    expand_nodelist,
+    parse_sinfo_nodes,
+    parse_squeue,
+    run_slurm,
+)
+
+# Real output of `squeue --noheader -o '%i|%P|%T|%r|%N'` on the local cluster.
+SQUEUE_OUTPUT = """\
+4|closed|PENDING|PartitionDown|
+2|dev|PENDING|Priority|
+1|dev|RUNNING|None|n1
+"""
+
+# Real output of `sinfo -N --noheader -o '%N|%P|%T|%c|%m'`.
+SINFO_OUTPUT = """\
+n1|standard*|idle|2|4000
+n1|dev|mixed|2|4000
+n2|dev|down*|2|4000
+"""
+
+
+def test_parse_squeue() -> None:
+    jobs = parse_squeue(SQUEUE_OUTPUT)
+    assert [(j.job_id, j.partition, j.state, j.reason, j.nodes) for j in jobs] == [
+        ("4", "closed", "PENDING", "PartitionDown", ""),
+        ("2", "dev", "PENDING", "Priority", ""),
+        ("1", "dev", "RUNNING", "None", "n1"),
+    ]
+
+
+def test_parse_squeue_rejects_other_formats() -> None:
+    with pytest.raises(ValueError, match="unexpected squeue line"):
+        parse_squeue("JOBID PARTITION NAME\n")
+
+
+def test_parse_sinfo_strips_default_marker() -> None:
+    rows = parse_sinfo_nodes(SINFO_OUTPUT)
+    assert [(r.node, r.partition, r.state, r.cpus, r.memory_mb) for r in rows] == [
+        ("n1", "standard", "idle", 2, 4000),
+        ("n1", "dev", "mixed", 2, 4000),
+        ("n2", "dev", "down*", 2, 4000),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("nodelist", "expected"),
+    [
+        ("n1", ["n1"]),
+        ("n[1-3]", ["n1", "n2", "n3"]),
+        ("n[1-3,5],login", ["n1", "n2", "n3", "n5", "login"]),
+        ("gpu[08-10]", ["gpu08", "gpu09", "gpu10"]),
+        ("", []),
+    ],
+)
+def test_expand_nodelist(nodelist: str, expected: list[str]) -> None:
+    assert expand_nodelist(nodelist) == expected
+
+
+def test_run_slurm_reports_command_code_and_stderr() -> None:
+    with pytest.raises(SlurmCommandError) as info:
+        run_slurm(["sh", "-c", "echo boom >&2; exit 3"])
+    assert info.value.returncode == 3
+    assert "boom" in str(info.value) and "exit code 3" in str(info.value)
+
+
+def test_run_slurm_missing_program_names_the_fix() -> None:
+    with pytest.raises(SlurmCommandError, match="cluster up"):
+        run_slurm(["no-such-slurm-command"])
+
+
+def test_render_slurm_conf(tmp_path: Path) -> None:
+    spec = LocalClusterSpec(state_dir=tmp_path, nodes=3, hostname="box")
+    conf = render_slurm_conf(spec)
+    assert "NodeName=n[1-3] NodeHostname=box NodeAddr=127.0.0.1 Port=[17001-17003]" in conf
+    assert f"AuthInfo=socket={tmp_path.resolve()}/run/munge.socket" in conf
+    assert "PartitionName=standard Nodes=n[1-3] Default=YES" in conf
+    assert "PartitionName=dev Nodes=n[1-3] MaxTime=02:00:00" in conf
+    assert "ProctrackType=proctrack/linuxproc" in conf
+    single = render_slurm_conf(LocalClusterSpec(state_dir=tmp_path, nodes=1, hostname="box"))
+    assert "NodeName=n1 " in single and "Port=17001 " in single
+
+
+def test_shipped_profiles_load() -> None:
+    local, dev, prod = (load_profile(n, environ={}) for n in ("local", "dev", "prod"))
+    assert local.kind == "local"
+    assert isinstance(dev, SlurmProfile) and dev.partition == "dev"
+    assert isinstance(prod, SlurmProfile) and prod.partition == "standard"
+    assert dev.adapt.minimum_jobs >= 1 and prod.adapt.minimum_jobs >= 1
+
+
+def test_environment_overrides_nested_keys() -> None:
+    profile = load_profile(
+        "prod",
+        environ={
+            "AUCTION_PIPELINE__PROD__ACCOUNT": "anthro",
+            "AUCTION_PIPELINE__PROD__ADAPT__MAXIMUM_JOBS": "9",
+            "AUCTION_PIPELINE__PROD__EXTRA_DIRECTIVES": "[--constraint=intel]",
+            "AUCTION_PIPELINE__DEV__ACCOUNT": "not-for-prod",
+        },
+    )
+    assert isinstance(profile, SlurmProfile)
+    assert profile.account == "anthro"
+    assert profile.adapt.maximum_jobs == 9
+    assert profile.extra_directives == ["--constraint=intel"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"AUCTION_PIPELINE__DEV__WALLTIME": "3 hours"}, "walltime"),
+        ({"AUCTION_PIPELINE__DEV__MEMORY": "lots"}, "memory"),
+        ({"AUCTION_PIPELINE__DEV__ADAPT__MINIMUM_JOBS": "0"}, "minimum_jobs"),
+        ({"AUCTION_PIPELINE__DEV__ADAPT__MAXIMUM_JOBS": "0"}, "maximum_jobs"),
+        ({"AUCTION_PIPELINE__DEV__TYPO": "1"}, "typo"),
+    ],
+)
+def test_bad_overrides_are_named(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ProfileError, match=message):
+        load_profile("dev", environ=environ)
+
+
+def test_unknown_profile_lists_the_known_ones() -> None:
+    with pytest.raises(ProfileError, match=r"unknown profile .gpu.*dev, local, prod"):
+        load_profile("gpu", environ={})
+
+
+def test_unreadable_and_malformed_profile_files(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="cannot read profiles file"):
+        load_profile("dev", path=tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profiles: [unclosed\n")
+    with pytest.raises(ProfileError, match="not valid YAML"):
+        load_profile("dev", path=bad)
+
+
+@pytest.mark.parametrize(
+    ("walltime", "seconds"), [("00:30:00", 1800), ("1-00:00:00", 86400), ("00:01:00", 60)]
+)
+def test_parse_walltime(walltime: str, seconds: int) -> None:
+    assert parse_walltime(walltime) == seconds
+
+
+def test_workers_retire_before_walltime() -> None:
+    for walltime in (60, 1800, 4 * 3600, 48 * 3600):
+        args = lifetime_args(walltime)
+        lifetime = int(args[args.index("--lifetime") + 1].rstrip("s"))
+        stagger = int(args[args.index("--lifetime-stagger") + 1].rstrip("s"))
+        assert lifetime + stagger < walltime
+
+
+def test_prologue_placeholders_are_filled() -> None:
+    lines = render_prologue(["source {venv}/bin/activate", "export X={prefect_api_url}"], "U")
+    assert lines[1] == "export X=U"
+    assert "{venv}" not in lines[0] and lines[0].endswith("/bin/activate")
+
+
+def test_slurm_runner_settings_and_job_script(tmp_path: Path) -> None:
+    profile = load_profile(
+        "dev",
+        environ={
+            "AUCTION_PIPELINE__DEV__QOS": "short",
+            "AUCTION_PIPELINE__DEV__ACCOUNT": "anthro",
+        },
+    )
+    runner = dask_task_runner(profile, log_directory=tmp_path, prefect_api_url="http://h:1/api")
+    assert runner.cluster_class == "dask_jobqueue.SLURMCluster"
+    assert runner.adapt_kwargs["minimum_jobs"] >= 1
+    kwargs = dict(runner.cluster_kwargs)
+    # Render the real job script dask-jobqueue would submit (no job is submitted).
+    with SLURMCluster(**kwargs) as cluster:
+        script = cluster.job_script()
+    assert "#SBATCH -p dev" in script
+    assert "#SBATCH -A anthro" in script
+    assert "#SBATCH --qos=short" in script
+    assert "#SBATCH -t 00:30:00" in script
+    assert "export PREFECT_API_URL=http://h:1/api" in script
+    assert "--lifetime" in script and "--lifetime-stagger" in script
+    assert f"#SBATCH -e {tmp_path}" in script
+
+
+def test_slurm_runner_refuses_to_run_without_an_api() -> None:
+    with pytest.raises(RuntimeError, match="PREFECT_API_URL"):
+        dask_task_runner(
+            load_profile("dev", environ={}), log_directory=Path("."), prefect_api_url=None
+        )

@@ -1,0 +1,137 @@
+"""End to end on the real local Slurm cluster: the daily pipeline on profile ``dev``.
+
+Proves every task ran inside a Slurm job on partition ``dev`` on at least two nodes, the
+Prefect API lists every task run Completed, the database holds every lot the demo site
+offers for the date, and the archive bag verifies. Also: a partition that cannot start jobs
+fails the run in bounded time, naming the partition and Slurm's reason, and leaves no job.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from datetime import date
+from pathlib import Path
+
+import bagit
+import httpx
+import pytest
+
+from infra.slurm import run_slurm
+from sites.demo.catalogue import HOUSES, Catalogue
+from sites.demo.server import DemoSite
+
+pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
+
+DAY = date(2026, 3, 14)
+
+
+def _task_runs(api_url: str, flow_run_id: str) -> list[dict[str, object]]:
+    response = httpx.post(
+        f"{api_url}/task_runs/filter",
+        json={"flow_runs": {"id": {"any_": [flow_run_id]}}},
+        timeout=30,
+    )
+    response.raise_for_status()
+    runs: list[dict[str, object]] = response.json()
+    return runs
+
+
+def test_daily_pipeline_on_dev_partition(
+    slurm_conf: Path, prefect_api_url: str, demo_site: DemoSite, cli, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "data"
+    result = cli(
+        "run",
+        "--profile",
+        "dev",
+        "--date",
+        DAY.isoformat(),
+        "--data-root",
+        str(data_root),
+        "--json",
+        env={
+            "PREFECT_API_URL": prefect_api_url,
+            "DEMO_SITE_URL": demo_site.url,
+            "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
+        },
+    )
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "COMPLETED"
+
+    # Every task ran in a Slurm job on partition dev, on at least two distinct nodes.
+    places = summary["task_places"]
+    assert len(places) == 3 * 2 + 2  # scrape + process per site, load, archive
+    assert all(p["slurm_job_id"] for p in places), places
+    assert {p["partition"] for p in places} == {"dev"}
+    assert len({p["node"] for p in places}) >= 2, places
+    assert {j["partition"] for j in summary["slurm_jobs"]} == {"dev"}
+
+    # The Prefect API lists every task run of the flow run, all Completed.
+    runs = _task_runs(prefect_api_url, summary["flow_run_id"])
+    assert len(runs) == len(places)
+    assert {r["state_type"] for r in runs} == {"COMPLETED"}, [
+        (r["name"], r["state_type"]) for r in runs
+    ]
+
+    # The database holds every lot the demo site offers for that date.
+    catalogue = Catalogue(demo_site.config)
+    expected = {(slug, lot.lot_id) for slug in HOUSES for lot in catalogue.lots(slug, DAY)}
+    conn = sqlite3.connect(data_root / "auction.sqlite")
+    stored = set(conn.execute("SELECT site, lot_key FROM lots").fetchall())
+    observed = conn.execute(
+        "SELECT count(*) FROM observations WHERE crawl_date = ?", (DAY.isoformat(),)
+    ).fetchone()[0]
+    conn.close()
+    assert stored == expected
+    assert observed == len(expected)
+    assert sum(s["lots"] for s in summary["sites"].values()) == len(expected)
+
+    # The archive's checksums verify, and it holds the day's lots.
+    bag = bagit.Bag(summary["archive"])
+    bag.validate()
+    assert "sha256" in bag.algorithms
+    lines = (Path(summary["archive"]) / "data" / "lots.csv").read_text().splitlines()
+    assert len(lines) == len(expected) + 1
+
+    # The rendered job script was saved where the user can read it.
+    scripts = list((data_root / "logs" / "slurm").glob("worker-job-*.sh"))
+    assert scripts and "#SBATCH -p dev" in scripts[0].read_text()
+
+
+def test_partition_that_cannot_start_jobs_fails_in_bounded_time(
+    slurm_conf: Path, prefect_api_url: str, demo_site: DemoSite, cli, tmp_path: Path
+) -> None:
+    run_slurm(["scontrol", "create", "PartitionName=closed", "Nodes=ALL", "State=DOWN"])
+    try:
+        started = time.monotonic()
+        result = cli(
+            "run",
+            "--profile",
+            "dev",
+            "--date",
+            DAY.isoformat(),
+            "--site",
+            "harrow-finch",
+            "--data-root",
+            str(tmp_path / "data"),
+            env={
+                "PREFECT_API_URL": prefect_api_url,
+                "DEMO_SITE_URL": demo_site.url,
+                "AUCTION_PIPELINE__DEV__PARTITION": "closed",
+                "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "15",
+            },
+            timeout=180,
+        )
+        elapsed = time.monotonic() - started
+        assert result.returncode == 1, result.stdout + result.stderr
+        output = result.stdout + result.stderr
+        assert "'closed'" in output and "PartitionDown" in output, output[-3000:]
+        assert elapsed < 150
+        # Closing the cluster cancelled the pending worker job: nothing is left queued.
+        queue = run_slurm(["squeue", "--noheader", "-p", "closed", "-o", "%i"]).stdout
+        assert queue.strip() == ""
+    finally:
+        run_slurm(["scontrol", "delete", "PartitionName=closed"], check=False)
