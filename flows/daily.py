@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
-from datetime import date
+import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import flow, task
+from prefect.client.schemas.objects import State
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture, as_completed
-from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
 from infra.runner import ProfileTaskRunner
@@ -31,6 +31,7 @@ from tasks.store import LoadReport, load_day
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO_ROOT / "data"
+T = TypeVar("T")
 
 scrape_task = task(name="scrape-site", task_run_name="scrape-{site.name}")(scrape_site)
 process_task = task(name="process-site", task_run_name="process-{site.name}")(process_site)
@@ -43,18 +44,17 @@ def default_data_root() -> Path:
     return Path(os.environ.get("AUCTION_PIPELINE_DATA_ROOT") or DEFAULT_DATA_ROOT)
 
 
-def _error(future: PrefectFuture[Any]) -> str:
-    state = future.state
+def _outcome(future: PrefectFuture[T]) -> tuple[T | None, str | None]:
+    """The task's result, or None and its error as ``Type: message``."""
     try:
-        future.result(raise_on_failure=True)
+        return future.result(), None
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return state.message or state.name or "failed"
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 @flow(name="daily-pipeline", task_runner=ProfileTaskRunner(), log_prints=True)
 def daily_pipeline(
-    date: date | None = None,
+    date: dt.date | None = None,
     sites: list[str] | None = None,
     profile: str = "local",
     data_root: str | None = None,
@@ -67,7 +67,7 @@ def daily_pipeline(
         profile: cluster profile from ``infra/profiles.yaml``: local, dev or prod.
         data_root: where pages, database and archive live (default: ``data/``).
     """
-    day = date or _today()
+    day = date or dt.date.today()
     root = str(Path(data_root) if data_root else default_data_root())
     definitions: dict[str, SiteDefinition] = {s.name: s for s in load_sites(sites)}
     flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
@@ -78,19 +78,21 @@ def daily_pipeline(
     processing: dict[PrefectFuture[ProcessReport], str] = {}
     for future in as_completed(list(scrapes)):
         name = scrapes[future]
-        if future.state.is_completed():
-            scraped[name] = future.result()
-            processing[process_task.submit(definitions[name], day, root)] = name
-        else:
-            failures[name] = f"scrape: {_error(future)}"
+        scrape, error = _outcome(future)
+        if scrape is None:
+            failures[name] = f"scrape: {error}"
+            continue
+        scraped[name] = scrape
+        processing[process_task.submit(definitions[name], day, root)] = name
 
     processed: dict[str, ProcessReport] = {}
     for done in as_completed(list(processing)):
         name = processing[done]
-        if done.state.is_completed():
-            processed[name] = done.result()
+        report, error = _outcome(done)
+        if report is None:
+            failures[name] = f"process: {error}"
         else:
-            failures[name] = f"process: {_error(done)}"
+            processed[name] = report
 
     loaded: LoadReport | None = None
     archived: ArchiveReport | None = None
@@ -113,14 +115,8 @@ def daily_pipeline(
     return Completed(message=f"{len(processed)} site(s) collected", data=summary)
 
 
-def _today() -> date:
-    from datetime import date as _date
-
-    return _date.today()
-
-
 def build_summary(
-    day: date,
+    day: dt.date,
     root: str,
     flow_run_id: str,
     scraped: dict[str, ScrapeReport],

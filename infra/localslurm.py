@@ -10,6 +10,7 @@ same machine is left alone; commands reach this cluster through ``SLURM_CONF``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -49,9 +50,22 @@ class LocalClusterSpec:
     hostname: str = ""
 
     @property
+    def munge_socket(self) -> Path:
+        """munged's socket: under /run, because munged wants every directory above the socket
+        searchable by all and socket paths are limited to 107 bytes; the state directory may
+        be deep or private (pytest's temp dirs are 0700)."""
+        return munge_socket_for(self.state_dir)
+
+    @property
     def node_names(self) -> list[str]:
         """The virtual nodes' names, n1..nN."""
         return [f"n{i}" for i in range(1, self.nodes + 1)]
+
+
+def munge_socket_for(state_dir: Path) -> Path:
+    """The munge socket path of the local cluster kept in ``state_dir``."""
+    tag = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+    return Path("/run/auction-pipeline") / tag / "munge.socket"
 
 
 def render_slurm_conf(spec: LocalClusterSpec) -> str:
@@ -74,7 +88,7 @@ def render_slurm_conf(spec: LocalClusterSpec) -> str:
         f"SlurmctldPort={spec.controller_port}",
         "AuthType=auth/munge",
         "CredType=cred/munge",
-        f"AuthInfo=socket={s}/run/munge.socket",
+        f"AuthInfo=socket={spec.munge_socket}",
         "SlurmUser=root",
         "SlurmdUser=root",
         f"StateSaveLocation={s}/state",
@@ -225,7 +239,9 @@ def up(
     ensure_packages(log)
     for sub in ("run", "log", "state", "spool", "munge"):
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
-    (state_dir / "run").chmod(0o755)  # munged insists the socket directory be searchable
+    socket_dir = munge_socket_for(state_dir).parent
+    socket_dir.mkdir(parents=True, exist_ok=True)
+    socket_dir.chmod(0o755)  # munged insists that clients can reach its socket
     (state_dir / "munge").chmod(0o700)
     key = state_dir / "munge" / "munge.key"
     if not key.exists():
@@ -248,7 +264,7 @@ def up(
     run_slurm(
         [
             munged,
-            f"--socket={state_dir}/run/munge.socket",
+            f"--socket={munge_socket_for(state_dir)}",
             f"--key-file={key}",
             f"--pid-file={state_dir}/run/munged.pid",
             f"--log-file={state_dir}/log/munged.log",

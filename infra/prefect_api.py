@@ -114,6 +114,7 @@ def prefect_api(
     Sets ``PREFECT_API_URL`` in the environment (Slurm jobs and worker processes inherit it)
     and in Prefect's settings for this process.
     """
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     configured = os.environ.get("PREFECT_API_URL")
@@ -130,6 +131,10 @@ def prefect_api(
         os.environ["PREFECT_API_URL"] = url
         try:
             with temporary_settings(updates={PREFECT_API_URL: url}):
-                yield url
+                try:
+                    yield url
+                finally:
+                    # Ship the run's last log lines before the server goes away.
+                    APILogWorker.drain_all(timeout=10)
         finally:
             os.environ.pop("PREFECT_API_URL", None)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Annotated, Literal
 
+import parsel
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -32,11 +34,36 @@ class Selector(BaseModel):
     css: str | None = None
     xpath: str | None = None
 
+    @field_validator("css")
+    @classmethod
+    def _valid_css(cls, css: str | None) -> str | None:
+        # Compile now, so a typo fails when the file is loaded, not at the first page.
+        if css is not None:
+            _try_selector(lambda page: page.css(css), "CSS")
+        return css
+
+    @field_validator("xpath")
+    @classmethod
+    def _valid_xpath(cls, xpath: str | None) -> str | None:
+        if xpath is not None:
+            _try_selector(lambda page: page.xpath(xpath), "XPath")
+        return xpath
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Selector:
         if (self.css is None) == (self.xpath is None):
             raise ValueError("give exactly one of 'css' or 'xpath'")
         return self
+
+
+def _try_selector(query: Callable[[parsel.Selector], object], kind: str) -> None:
+    """Run ``query`` on an empty page; raise ValueError (which pydantic reports) if invalid."""
+    try:
+        query(parsel.Selector(text="<html></html>"))
+    # parsel raises ValueError for bad XPath; cssselect's errors subclass SyntaxError or
+    # RuntimeError, which pydantic would not report as a validation error but let escape.
+    except (SyntaxError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"not a valid {kind} selector: {exc}") from None
 
 
 FieldParser = Literal["text", "price", "estimate", "date", "int"]
@@ -122,6 +149,57 @@ def _expand_env(text: str) -> str:
     return _ENV_REF.sub(repl, text)
 
 
+def _expand_env_values(value: object, where: str) -> object:
+    """Expand environment references in every string value of a parsed file.
+
+    Expanding after parsing (not in the raw text) leaves comments alone, so a comment may show
+    ``${NAME}``, and a value from the environment cannot change the YAML structure.
+    """
+    if isinstance(value, str):
+        try:
+            return _expand_env(value)
+        except SiteDefinitionError as exc:
+            raise SiteDefinitionError(f"{where}: {exc}") from None
+    if isinstance(value, dict):
+        return {
+            k: _expand_env_values(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_expand_env_values(v, f"{where}.{i}") for i, v in enumerate(value)]
+    return value
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects a key given twice in one mapping.
+
+    PyYAML silently keeps the last of two equal keys; in a site file copied from a template
+    that hides an edit (two ``price:`` rules, two ``css:`` lines) instead of reporting it.
+    """
+
+
+def _construct_unique_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Hashable, object]:
+    seen: set[Hashable] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                f"duplicate key {key!r}",
+                key_node.start_mark,
+            )
+        if isinstance(key, Hashable):
+            seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
@@ -133,15 +211,22 @@ def _describe(error: ValidationError) -> str:
 def load_site_file(path: Path) -> SiteDefinition:
     """Load and validate one site file; raise SiteDefinitionError naming file and field."""
     try:
-        raw = yaml.safe_load(_expand_env(path.read_text(encoding="utf-8")))
+        # A SafeLoader subclass: plain YAML types only, like yaml.safe_load.
+        parsed = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as exc:
         raise SiteDefinitionError(f"{path}: cannot read site file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise SiteDefinitionError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
     except yaml.YAMLError as exc:
         raise SiteDefinitionError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(parsed, dict):
+        raise SiteDefinitionError(f"{path}: expected a mapping of site settings at top level")
+    try:
+        raw = _expand_env_values(parsed, "")
     except SiteDefinitionError as exc:
         raise SiteDefinitionError(f"{path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise SiteDefinitionError(f"{path}: expected a mapping of site settings at top level")
     try:
         site = SiteDefinition.model_validate(raw)
     except ValidationError as exc:

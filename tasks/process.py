@@ -28,6 +28,10 @@ class LayoutChangeError(RuntimeError):
     """Required fields stopped filling: the site's layout probably changed."""
 
 
+class TooManyInvalidLots(RuntimeError):
+    """More lots failed validation than the site's fill-rate threshold allows."""
+
+
 @dataclass(frozen=True)
 class ProcessReport:
     """What processing one site's pages produced."""
@@ -86,7 +90,7 @@ def process_site(site: SiteDefinition, day: date, data_root: str) -> ProcessRepo
             f"selectors in sites/{site.name}.yaml. Pages are kept in {raw_dir}."
         )
     if errors and len(errors) / max(1, len(raws)) > 1 - MIN_FILL_RATE:
-        raise LotValidationError(
+        raise TooManyInvalidLots(
             f"{site.name}: {len(errors)} of {len(raws)} lots failed validation; first: {errors[0]}"
         )
     out = root.processed_file(day, site.name)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from dask_jobqueue import SLURMCluster
 
-from infra.localslurm import LocalClusterSpec, render_slurm_conf
+from infra.localslurm import LocalClusterSpec, munge_socket_for, render_slurm_conf
 from infra.profiles import ProfileError, SlurmProfile, load_profile, parse_walltime
 from infra.runner import dask_task_runner, lifetime_args, render_prologue
 from infra.slurm import (
@@ -87,7 +87,8 @@ def test_render_slurm_conf(tmp_path: Path) -> None:
     spec = LocalClusterSpec(state_dir=tmp_path, nodes=3, hostname="box")
     conf = render_slurm_conf(spec)
     assert "NodeName=n[1-3] NodeHostname=box NodeAddr=127.0.0.1 Port=[17001-17003]" in conf
-    assert f"AuthInfo=socket={tmp_path.resolve()}/run/munge.socket" in conf
+    assert f"AuthInfo=socket={munge_socket_for(tmp_path)}" in conf
+    assert str(munge_socket_for(tmp_path)).startswith("/run/auction-pipeline/")
     assert "PartitionName=standard Nodes=n[1-3] Default=YES" in conf
     assert "PartitionName=dev Nodes=n[1-3] MaxTime=02:00:00" in conf
     assert "ProctrackType=proctrack/linuxproc" in conf
