@@ -8,9 +8,9 @@ tasks; the other sites still finish, and the run ends Failed naming every failed
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import asdict
-import datetime as dt
 from pathlib import Path
 from typing import Any, TypeVar
 
