@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from datetime import date
 from importlib import metadata
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from infra import localslurm
+from infra.prefect_api import PrefectApiError, prefect_api
 from infra.profiles import ProfileError, SlurmProfile, load_profile
 from infra.slurm import local_cluster_conf
 from sites.loader import SiteDefinitionError, load_sites
@@ -40,9 +42,17 @@ def _iso_date(text: str) -> date:
         ) from None
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line (with a pointer to --help) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``auction-pipeline: error: ...`` on one line and exit with code 2."""
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="auction-pipeline",
         description="Daily auction scrape -> process -> archive on Prefect, Dask and Slurm.",
     )
@@ -120,8 +130,9 @@ def run_pipeline(
             )
 
     from flows.daily import daily_pipeline, default_data_root
-    from infra.prefect_api import prefect_api
 
+    # Dask's scheduler chatter (workers joining and leaving) is not news to a researcher.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     root = (data_root or default_data_root()).resolve()
     with prefect_api():
         state = daily_pipeline(
@@ -213,7 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sites.demo.server import main as serve_demo
 
         return serve_demo(args.args)
-    except (UsageError, ProfileError, SiteDefinitionError, localslurm.LocalClusterError) as exc:
+    except (
+        UsageError,
+        ProfileError,
+        SiteDefinitionError,
+        PrefectApiError,
+        localslurm.LocalClusterError,
+    ) as exc:
         print(f"auction-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -1,0 +1,152 @@
+"""The command line as a user meets it: bad input, the demo, a run with failing sites, and
+the local cluster's status/down commands."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import bagit
+import pytest
+
+from infra import localslurm
+from sites.demo.catalogue import Catalogue, DemoConfig
+from sites.demo.server import DemoSite
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["run", "--profile", "gpu", "--date", "2026-03-14"], {}, "unknown profile 'gpu'"),
+        (
+            ["run", "--profile", "local", "--date", "2026-03-14", "--site", "sothebys"],
+            {},
+            "unknown site(s): sothebys",
+        ),
+        (["run", "--profile", "local", "--date", "14/03/2026"], {}, "invalid date '14/03/2026'"),
+        (["run", "--profile", "local", "--date", "2026-02-30"], {}, "invalid date '2026-02-30'"),
+        (
+            ["run", "--profile", "dev", "--date", "2026-03-14"],
+            {"AUCTION_PIPELINE_PROFILES": "/nonexistent/profiles.yaml"},
+            "cannot read profiles file /nonexistent/profiles.yaml",
+        ),
+        (
+            ["run", "--profile", "dev", "--date", "2026-03-14"],
+            {"AUCTION_PIPELINE__DEV__WALLTIME": "forever"},
+            "walltime 'forever' is not [D-]HH:MM:SS",
+        ),
+        (
+            ["run", "--profile", "local", "--date", "2026-03-14"],
+            {"PREFECT_API_URL": "http://127.0.0.1:9/api"},
+            "the Prefect API at http://127.0.0.1:9/api (from PREFECT_API_URL) is not reachable",
+        ),
+    ],
+)
+def test_bad_input_gets_one_line_error_and_writes_nothing(
+    cli, tmp_path: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    data_root = tmp_path / "data"
+    result = cli(*args, "--data-root", str(data_root), env=env, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert named in result.stderr
+    assert not data_root.exists()
+
+
+def test_demo_runs_with_its_own_prefect_server(cli, tmp_path: Path) -> None:
+    """`demo` on embedded defaults: no PREFECT_API_URL, so it starts a server for the run."""
+    data_root = tmp_path / "demo"
+    result = cli(
+        "demo",
+        "--date",
+        "2026-03-14",
+        "--data-root",
+        str(data_root),
+        "--json",
+        env={"PREFECT_API_URL": ""},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "COMPLETED"
+    assert set(summary["sites"]) == {"harrow-finch", "hotel-lumiere", "brooklyn-gallery"}
+    catalogue = Catalogue(DemoConfig())
+    for site, row in summary["sites"].items():
+        assert row["lots"] == len(catalogue.lots(site, date(2026, 3, 14)))
+    bagit.Bag(summary["archive"]).validate()
+
+
+def test_failing_sites_fail_alone_and_the_run_ends_failed(
+    cli, prefect_api_url: str, tmp_path: Path
+) -> None:
+    config = DemoConfig(
+        unreachable=frozenset({"hotel-lumiere"}), changed_layout=frozenset({"harrow-finch"})
+    )
+    data_root = tmp_path / "data"
+    with DemoSite(config) as site:
+        result = cli(
+            "run",
+            "--profile",
+            "local",
+            "--date",
+            "2026-03-14",
+            "--data-root",
+            str(data_root),
+            "--json",
+            env={"PREFECT_API_URL": prefect_api_url, "DEMO_SITE_URL": site.url},
+        )
+    assert result.returncode == 1, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "FAILED"
+    sites = summary["sites"]
+    assert "503" in sites["hotel-lumiere"]["error"]
+    layout_error = sites["harrow-finch"]["error"]
+    assert "LayoutChangeError" in layout_error
+    assert "title 0%" in layout_error and "sale_date 0%" in layout_error
+    assert "/harrow-finch/lot/" in layout_error  # a sample URL
+    assert sites["brooklyn-gallery"]["error"] is None and sites["brooklyn-gallery"]["lots"] > 0
+    assert "harrow-finch" in summary["message"] and "hotel-lumiere" in summary["message"]
+    # Only the healthy site reached the database; the changed layout's pages were kept.
+    conn = sqlite3.connect(data_root / "auction.sqlite")
+    assert {row[0] for row in conn.execute("SELECT DISTINCT site FROM lots")} == {
+        "brooklyn-gallery"
+    }
+    conn.close()
+    assert (data_root / "raw" / "2026-03-14" / "harrow-finch" / "pages.jsonl").exists()
+    assert not (data_root / "processed" / "2026-03-14" / "harrow-finch.jsonl").exists()
+
+
+def test_cluster_status_and_down_act_on_exactly_one_state_dir(
+    cli, slurm_conf: Path, tmp_path: Path
+) -> None:
+    status = cli("cluster", "status", "--state-dir", str(slurm_conf.parent))
+    assert status.returncode == 0, status.stderr
+    assert "slurmctld" in status.stdout
+    for node in ("n1", "n2", "n3"):
+        assert f"{node:<8}dev" in status.stdout
+    # A state dir with no cluster: `down` stops nothing, and the session's cluster lives on.
+    other = cli("cluster", "down", "--state-dir", str(tmp_path / "none"))
+    assert other.returncode == 0 and "no local cluster running" in other.stdout
+    assert "slurmctld" in localslurm.running_daemons(slurm_conf.parent)
+
+
+def test_slurm_profile_on_a_real_cluster_needs_a_reachable_prefect_api(cli, tmp_path: Path) -> None:
+    """Without PREFECT_API_URL, workers on other nodes could not report: stop, say why."""
+    foreign_conf = tmp_path / "slurm.conf"
+    foreign_conf.write_text("ClusterName=university\n")
+    result = cli(
+        "run",
+        "--profile",
+        "prod",
+        "--date",
+        "2026-03-14",
+        "--data-root",
+        str(tmp_path / "d"),
+        env={"SLURM_CONF": str(foreign_conf), "PREFECT_API_URL": ""},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "export PREFECT_API_URL=" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
