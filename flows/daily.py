@@ -44,7 +44,7 @@ def default_data_root() -> Path:
     return Path(os.environ.get("AUCTION_PIPELINE_DATA_ROOT") or DEFAULT_DATA_ROOT)
 
 
-def _outcome(future: PrefectFuture[T]) -> tuple[T | None, str | None]:
+def _outcome(future: PrefectFuture[T]) -> tuple[T, None] | tuple[None, str]:
     """The task's result, or None and its error as ``Type: message``."""
     try:
         return future.result(), None
