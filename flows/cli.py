@@ -78,8 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--state-dir", type=Path, default=localslurm.DEFAULT_STATE_DIR)
     cluster.add_argument("--nodes", type=int, default=3)
 
-    site = commands.add_parser("demo-site", help="serve the demo auction site in the foreground")
-    site.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo site server")
+    commands.add_parser(
+        "demo-site",
+        help="serve the demo auction site in the foreground (options: demo-site --help)",
+        add_help=False,
+    )
     return parser
 
 
@@ -90,6 +93,11 @@ def _version() -> str:
         return "auction-pipeline (not installed)"
 
 
+def _note(message: str) -> None:
+    """Progress for the user goes to stderr; stdout carries only the result."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def _use_local_cluster_if_running() -> None:
     """Point Slurm commands at ``cluster up``'s cluster when no SLURM_CONF is set."""
     if os.environ.get("SLURM_CONF"):
@@ -97,7 +105,7 @@ def _use_local_cluster_if_running() -> None:
     conf = local_cluster_conf(localslurm.DEFAULT_STATE_DIR)
     if conf is not None:
         os.environ["SLURM_CONF"] = str(conf)
-        print(f"using the local Slurm cluster in {conf.parent} (SLURM_CONF={conf})")
+        _note(f"using the local Slurm cluster in {conf.parent} (SLURM_CONF={conf})")
 
 
 def _is_local_cluster() -> bool:
@@ -134,7 +142,7 @@ def run_pipeline(
     # Dask's scheduler chatter (workers joining and leaving) is not news to a researcher.
     logging.getLogger("distributed").setLevel(logging.WARNING)
     root = (data_root or default_data_root()).resolve()
-    with prefect_api():
+    with prefect_api(log=_note):
         state = daily_pipeline(
             date=day,
             sites=[d.name for d in definitions],
@@ -189,8 +197,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with DemoSite() as site:
         os.environ["DEMO_SITE_URL"] = site.url
-        if not args.json:
-            print(f"demo auction site serving at {site.url}; data root {args.data_root}")
+        _note(f"demo auction site serving at {site.url}; data root {args.data_root}")
         summary = run_pipeline("local", args.date, None, args.data_root)
     return _emit(summary, args.json)
 
@@ -203,9 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_cluster(args: argparse.Namespace) -> int:
     """Start, stop or describe the local Slurm cluster."""
     if args.action == "up":
-        localslurm.up(args.state_dir, args.nodes)
+        localslurm.up(args.state_dir, args.nodes, log=_note)
     elif args.action == "down":
-        localslurm.down(args.state_dir)
+        localslurm.down(args.state_dir, log=_note)
     else:
         print(localslurm.status(args.state_dir))
     return 0
@@ -213,17 +220,20 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``auction-pipeline`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "demo-site":
+        from sites.demo.server import main as serve_demo
+
+        return serve_demo(extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "run":
             return cmd_run(args)
-        if args.command == "cluster":
-            return cmd_cluster(args)
-        from sites.demo.server import main as serve_demo
-
-        return serve_demo(args.args)
+        return cmd_cluster(args)
     except (
         UsageError,
         ProfileError,

@@ -68,7 +68,7 @@ def test_demo_runs_with_its_own_prefect_server(cli, tmp_path: Path) -> None:
         env={"PREFECT_API_URL": ""},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary = json.loads(result.stdout)
     assert summary["state"] == "COMPLETED"
     assert set(summary["sites"]) == {"harrow-finch", "hotel-lumiere", "brooklyn-gallery"}
     catalogue = Catalogue(DemoConfig())
@@ -97,7 +97,7 @@ def test_failing_sites_fail_alone_and_the_run_ends_failed(
             env={"PREFECT_API_URL": prefect_api_url, "DEMO_SITE_URL": site.url},
         )
     assert result.returncode == 1, result.stderr[-3000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary = json.loads(result.stdout)
     assert summary["state"] == "FAILED"
     sites = summary["sites"]
     assert "503" in sites["hotel-lumiere"]["error"]
@@ -127,7 +127,7 @@ def test_cluster_status_and_down_act_on_exactly_one_state_dir(
         assert f"{node:<8}dev" in status.stdout
     # A state dir with no cluster: `down` stops nothing, and the session's cluster lives on.
     other = cli("cluster", "down", "--state-dir", str(tmp_path / "none"))
-    assert other.returncode == 0 and "no local cluster running" in other.stdout
+    assert other.returncode == 0 and "no local cluster running" in other.stderr
     assert "slurmctld" in localslurm.running_daemons(slurm_conf.parent)
 
 

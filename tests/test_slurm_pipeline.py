@@ -58,7 +58,7 @@ def test_daily_pipeline_on_dev_partition(
         },
     )
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary = json.loads(result.stdout)
     assert summary["state"] == "COMPLETED"
 
     # Every task ran in a Slurm job on partition dev, on at least two distinct nodes.

@@ -262,7 +262,7 @@ class DemoSite:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m sites.demo.server", description="Serve the demo auction site."
+        prog="auction-pipeline demo-site", description="Serve the demo auction site."
     )
     defaults = DemoConfig()
     parser.add_argument("--host", default="127.0.0.1")
