@@ -84,18 +84,28 @@ class QueuedJob:
 SQUEUE_FORMAT = "%i|%P|%T|%r|%N"
 
 
-def parse_squeue(text: str) -> list[QueuedJob]:
-    """Parse ``squeue --noheader -o '%i|%P|%T|%r|%N'`` output (blank lines ignored)."""
-    jobs = []
+def split_rows(text: str, fields: int, command: str) -> list[list[str]]:
+    """Split ``|``-separated Slurm output into rows of ``fields`` stripped values.
+
+    Blank lines are skipped; any other line with the wrong field count raises, naming the
+    command, because it means the output format is not the one we asked for.
+    """
+    rows = []
     for line in text.splitlines():
         if not line.strip():
             continue
-        parts = line.split("|")
-        if len(parts) != 5:
-            raise ValueError(f"unexpected squeue line (want 5 '|'-separated fields): {line!r}")
-        job_id, partition, state, reason, nodes = (p.strip() for p in parts)
-        jobs.append(QueuedJob(job_id, partition, state, reason, nodes))
-    return jobs
+        parts = [part.strip() for part in line.split("|")]
+        if len(parts) != fields:
+            raise ValueError(
+                f"unexpected {command} line (want {fields} '|'-separated fields): {line!r}"
+            )
+        rows.append(parts)
+    return rows
+
+
+def parse_squeue(text: str) -> list[QueuedJob]:
+    """Parse ``squeue --noheader -o '%i|%P|%T|%r|%N'`` output (blank lines ignored)."""
+    return [QueuedJob(*row) for row in split_rows(text, 5, "squeue")]
 
 
 def queued_jobs(job_ids: Sequence[str]) -> list[QueuedJob]:
@@ -149,16 +159,10 @@ SINFO_FORMAT = "%N|%P|%T|%c|%m"
 def parse_sinfo_nodes(text: str) -> list[NodeState]:
     """Parse ``sinfo -N --noheader -o '%N|%P|%T|%c|%m'`` output; the default partition's ``*``
     is stripped."""
-    rows = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("|")
-        if len(parts) != 5:
-            raise ValueError(f"unexpected sinfo line (want 5 '|'-separated fields): {line!r}")
-        node, partition, state, cpus, memory = (p.strip() for p in parts)
-        rows.append(NodeState(node, partition.rstrip("*"), state, int(cpus), int(memory)))
-    return rows
+    return [
+        NodeState(node, partition.rstrip("*"), state, int(cpus), int(memory))
+        for node, partition, state, cpus, memory in split_rows(text, 5, "sinfo")
+    ]
 
 
 def node_states(partition: str | None = None, env: dict[str, str] | None = None) -> list[NodeState]:
