@@ -1,0 +1,1 @@
+"""Prefect deployments of the daily flow (the `prod` and `dev` schedules)."""

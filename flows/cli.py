@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn, cast
 
 from infra import localslurm
-from infra.prefect_api import PrefectApiError, prefect_api
+from infra.prefect_api import PrefectApiError, configured_api_url, prefect_api
 from infra.profiles import ProfileError, SlurmProfile, load_profile
 from infra.slurm import local_cluster_conf
 from sites.loader import SiteDefinitionError, load_sites
@@ -108,17 +108,6 @@ def _use_local_cluster_if_running() -> None:
         _note(f"using the local Slurm cluster in {conf.parent} (SLURM_CONF={conf})")
 
 
-def _is_local_cluster() -> bool:
-    conf = os.environ.get("SLURM_CONF")
-    if not conf:
-        return False
-    try:
-        first = Path(conf).read_text().splitlines()[:1]
-    except OSError:
-        return False
-    return bool(first) and "auction-pipeline cluster up" in first[0]
-
-
 def run_pipeline(
     profile_name: str,
     day: date | None,
@@ -130,7 +119,9 @@ def run_pipeline(
     definitions = load_sites(sites)
     if isinstance(profile, SlurmProfile):
         _use_local_cluster_if_running()
-        if not os.environ.get("PREFECT_API_URL") and not _is_local_cluster():
+        conf = os.environ.get("SLURM_CONF")
+        on_this_host = bool(conf) and localslurm.is_local_cluster_conf(Path(conf or ""))
+        if not configured_api_url() and not on_this_host:
             raise UsageError(
                 f"profile {profile.name!r} runs workers on other nodes, which cannot reach a "
                 "Prefect server on this node's loopback: export PREFECT_API_URL=http://<host>:"

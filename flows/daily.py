@@ -52,7 +52,15 @@ def _outcome(future: PrefectFuture[T]) -> tuple[T, None] | tuple[None, str]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-@flow(name="daily-pipeline", task_runner=ProfileTaskRunner(), log_prints=True)
+# A site's scrape is slow by design (polite rate limits): tell Dask, so it scales out at once.
+EXPECTED_DURATIONS = {scrape_site.__name__: "10m", process_site.__name__: "1m"}
+
+
+@flow(
+    name="daily-pipeline",
+    task_runner=ProfileTaskRunner(expected_durations=EXPECTED_DURATIONS),
+    log_prints=True,
+)
 def daily_pipeline(
     date: dt.date | None = None,
     sites: list[str] | None = None,

@@ -33,6 +33,9 @@ PACKAGES = {
 }
 
 
+CONF_MARKER = "# Written by `auction-pipeline cluster up`; rewritten on every start."
+
+
 class LocalClusterError(RuntimeError):
     """The local cluster cannot be started, stopped or inspected; the message says why."""
 
@@ -62,6 +65,15 @@ class LocalClusterSpec:
         return [f"n{i}" for i in range(1, self.nodes + 1)]
 
 
+def is_local_cluster_conf(conf: Path) -> bool:
+    """True when ``conf`` is a slurm.conf written by ``cluster up`` (all nodes on this host)."""
+    try:
+        with open(conf, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\n") == CONF_MARKER
+    except OSError:
+        return False
+
+
 def munge_socket_for(state_dir: Path) -> Path:
     """The munge socket path of the local cluster kept in ``state_dir``."""
     tag = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
@@ -82,7 +94,7 @@ def render_slurm_conf(spec: LocalClusterSpec) -> str:
         f"[{spec.first_node_port}-{last_port}]" if spec.nodes > 1 else str(spec.first_node_port)
     )
     lines = [
-        "# Written by `auction-pipeline cluster up`; rewritten on every start.",
+        CONF_MARKER,
         "ClusterName=auctionlocal",
         f"SlurmctldHost={spec.hostname}(127.0.0.1)",
         f"SlurmctldPort={spec.controller_port}",

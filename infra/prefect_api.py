@@ -105,6 +105,13 @@ def temporary_server(
                 proc.wait()
 
 
+def configured_api_url() -> str | None:
+    """The API URL from Prefect's settings (environment or ``prefect config set``), if any."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
 @contextmanager
 def prefect_api(
     state_dir: Path = DEFAULT_STATE_DIR, log: Callable[[str], None] = print
@@ -117,13 +124,14 @@ def prefect_api(
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    configured = os.environ.get("PREFECT_API_URL")
+    configured = configured_api_url()
     if configured:
         if not api_is_healthy(configured):
             raise PrefectApiError(
                 f"the Prefect API at {configured} (from PREFECT_API_URL) is not reachable; "
                 "start that server, or unset PREFECT_API_URL to let this run start its own"
             )
+        os.environ["PREFECT_API_URL"] = configured  # Slurm jobs inherit the environment
         with temporary_settings(updates={PREFECT_API_URL: configured}):
             yield configured
         return

@@ -145,9 +145,13 @@ def _read_file(path: Path) -> dict[str, dict[str, Any]]:
     return profiles
 
 
-def _apply_env(name: str, body: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+def _apply_env(
+    name: str, body: dict[str, Any], environ: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The profile with environment overrides merged in, and which variable set which key."""
     prefix = f"{ENV_PREFIX}{name.upper()}__"
     merged = dict(body)
+    sources: dict[str, str] = {}
     for var, text in sorted(environ.items()):
         if not var.startswith(prefix):
             continue
@@ -161,14 +165,16 @@ def _apply_env(name: str, body: dict[str, Any], environ: dict[str, str]) -> dict
             target[key] = dict(target.get(key) or {})
             target = target[key]
         target[keys[-1]] = value
-    return merged
+        sources[".".join(keys)] = var
+    return merged, sources
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError, sources: dict[str, str]) -> str:
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"][1:] if p not in ("local", "slurm"))
-        parts.append(f"{where or item['loc'][0]}: {item['msg']}")
+        origin = f" (set by {sources[where]})" if where in sources else ""
+        parts.append(f"{where or item['loc'][0]}{origin}: {item['msg']}")
     return "; ".join(parts)
 
 
@@ -192,8 +198,8 @@ def load_profile(
         raise ProfileError(
             f"unknown profile {name!r}; profiles in {path}: {', '.join(sorted(profiles))}"
         )
-    body = _apply_env(name, profiles[name], environ)
+    body, sources = _apply_env(name, profiles[name], environ)
     try:
         return _Envelope.model_validate({"profile": {**body, "name": name}}).profile
     except ValidationError as exc:
-        raise ProfileError(f"profile {name!r} in {path}: {_describe(exc)}") from exc
+        raise ProfileError(f"profile {name!r} in {path}: {_describe(exc, sources)}") from exc

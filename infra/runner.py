@@ -14,7 +14,6 @@ one flow definition serves every profile and deployment, and then enforces the g
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +23,7 @@ import dask
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
+from prefect.settings import PREFECT_API_URL
 from prefect.task_runners import TaskRunner
 from prefect_dask.task_runners import DaskTaskRunner, PrefectDaskFuture
 
@@ -33,10 +33,6 @@ from infra.slurm import SlurmCommandError, queued_jobs
 VENV = Path(sys.prefix)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADAPT_INTERVAL_SECONDS = 1.0
-
-# Expected durations of the pipeline's task kinds, so Dask's adaptive scaling asks for a
-# worker per long-running site task instead of queueing them all on the first worker.
-EXPECTED_TASK_DURATIONS = {"scrape_site": "10m", "process_site": "1m"}
 
 
 class WorkersUnavailable(RuntimeError):
@@ -166,26 +162,37 @@ def explain_missing_workers(
 class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
     """The flow's task runner: a DaskTaskRunner for the run's ``profile`` parameter.
 
-    Built lazily at the first submit, when the flow run's parameters are known. The
-    Slurm job ids and the job script of the run are kept for the run's summary.
+    Built lazily at the first submit, when the flow run's parameters are known.
+
+    ``expected_durations`` maps task function names to typical run times (Dask duration
+    strings). Dask's adaptive scaling sizes the cluster from expected work, and assumes 0.5 s
+    for a task it has not seen finish; telling it that a site's scrape takes minutes makes it
+    start a worker per site at once instead of queueing every site on the first worker.
     """
 
-    def __init__(self, profile_parameter: str = "profile", data_root_parameter: str = "data_root"):
+    def __init__(
+        self,
+        profile_parameter: str = "profile",
+        data_root_parameter: str = "data_root",
+        expected_durations: dict[str, str] | None = None,
+    ):
         super().__init__()  # type: ignore[no-untyped-call]
         self.profile_parameter = profile_parameter
         self.data_root_parameter = data_root_parameter
+        self.expected_durations = dict(expected_durations or {})
         self._inner: DaskTaskRunner | None = None
-        self.job_script: str | None = None
+        self._config: Any = None
 
     def duplicate(self) -> ProfileTaskRunner:
         """A fresh, unstarted runner with the same configuration (Prefect calls this per run)."""
-        return type(self)(self.profile_parameter, self.data_root_parameter)
+        return type(self)(self.profile_parameter, self.data_root_parameter, self.expected_durations)
 
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, ProfileTaskRunner)
             and other.profile_parameter == self.profile_parameter
             and other.data_root_parameter == self.data_root_parameter
+            and other.expected_durations == self.expected_durations
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -217,9 +224,12 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         inner = dask_task_runner(
             profile,
             log_directory=log_directory,
-            prefect_api_url=os.environ.get("PREFECT_API_URL"),
+            prefect_api_url=PREFECT_API_URL.value() or None,
         )
-        dask.config.set({"distributed.scheduler.default-task-durations": EXPECTED_TASK_DURATIONS})
+        # Read by the scheduler (in this process) whenever it first sees a task kind.
+        self._config = dask.config.set(
+            {"distributed.scheduler.default-task-durations": self.expected_durations}
+        )
         inner.__enter__()  # type: ignore[no-untyped-call]
         self._inner = inner
         client = inner.client  # starts the cluster and adapt
@@ -237,18 +247,18 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
     ) -> None:
         logger = get_run_logger()
         cluster: Any = inner._cluster
-        self.job_script = cluster.job_script()
+        job_script: str = cluster.job_script()
         assert context.flow_run is not None
         script_path = log_directory / f"worker-job-{context.flow_run.id}.sh"
         tmp = script_path.with_suffix(".tmp")
-        tmp.write_text(self.job_script or "")
+        tmp.write_text(job_script)
         tmp.replace(script_path)
         logger.info(
             "Dask workers run as Slurm jobs on partition %r with this job script "
             "(also saved as %s):\n%s",
             profile.partition,
             script_path,
-            self.job_script,
+            job_script,
         )
         try:
             client.wait_for_workers(1, timeout=profile.worker_start_timeout)
@@ -265,5 +275,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             if self._inner is not None:
                 self._inner.__exit__(exc_type, exc_value, traceback)
         finally:
-            self._inner = None
+            if self._config is not None:
+                self._config.__exit__(None, None, None)
+            self._inner = self._config = None
             super().__exit__(exc_type, exc_value, traceback)

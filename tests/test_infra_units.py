@@ -127,7 +127,7 @@ def test_environment_overrides_nested_keys() -> None:
         ({"AUCTION_PIPELINE__DEV__MEMORY": "lots"}, "memory"),
         ({"AUCTION_PIPELINE__DEV__ADAPT__MINIMUM_JOBS": "0"}, "minimum_jobs"),
         ({"AUCTION_PIPELINE__DEV__ADAPT__MAXIMUM_JOBS": "0"}, "maximum_jobs"),
-        ({"AUCTION_PIPELINE__DEV__TYPO": "1"}, "typo"),
+        ({"AUCTION_PIPELINE__DEV__TYPO": "1"}, "typo .set by AUCTION_PIPELINE__DEV__TYPO."),
     ],
 )
 def test_bad_overrides_are_named(environ: dict[str, str], message: str) -> None:
