@@ -21,12 +21,13 @@ from typing import Any, NoReturn, cast
 from infra import localslurm
 from infra.prefect_api import PrefectApiError, configured_api_url, prefect_api
 from infra.profiles import ProfileError, SlurmProfile, load_profile
-from infra.slurm import local_cluster_conf
+from infra.slurm import SlurmCommandError
 from sites.loader import SiteDefinitionError, load_sites
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXIT_FAILED_RUN = 1
 EXIT_BAD_INPUT = 2
+EXIT_CANNOT_START = 3
 
 
 class UsageError(Exception):
@@ -102,7 +103,7 @@ def _use_local_cluster_if_running() -> None:
     """Point Slurm commands at ``cluster up``'s cluster when no SLURM_CONF is set."""
     if os.environ.get("SLURM_CONF"):
         return
-    conf = local_cluster_conf(localslurm.DEFAULT_STATE_DIR)
+    conf = localslurm.running_cluster_conf(localslurm.DEFAULT_STATE_DIR)
     if conf is not None:
         os.environ["SLURM_CONF"] = str(conf)
         _note(f"using the local Slurm cluster in {conf.parent} (SLURM_CONF={conf})")
@@ -125,10 +126,12 @@ def run_pipeline(
             raise UsageError(
                 f"profile {profile.name!r} runs workers on other nodes, which cannot reach a "
                 "Prefect server on this node's loopback: export PREFECT_API_URL=http://<host>:"
-                "4200/api for a server the compute nodes can reach (see README, 'Prefect')"
+                "4200/api for a server the compute nodes can reach "
+                "(README: 'Running on your cluster')"
             )
 
-    from flows.daily import daily_pipeline, default_data_root
+    from flows.daily import daily_pipeline
+    from tasks.storage import default_data_root
 
     # Dask's scheduler chatter (workers joining and leaving) is not news to a researcher.
     logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -160,7 +163,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     if sites:
         lines.append(f"  {'site':<20}{'pages':>7}{'lots':>7}{'images':>8}  status")
         for name, row in sites.items():
-            status = row["error"] or "ok"
+            status = row["error"] or (
+                f"ok, {row['failed_urls']} URL(s) failed" if row["failed_urls"] else "ok"
+            )
             lines.append(
                 f"  {name:<20}{row['pages']:>7}{row['lots']:>7}{row['images']:>8}  {status}"
             )
@@ -225,15 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args)
         return cmd_cluster(args)
-    except (
-        UsageError,
-        ProfileError,
-        SiteDefinitionError,
-        PrefectApiError,
-        localslurm.LocalClusterError,
-    ) as exc:
+    except (UsageError, ProfileError, SiteDefinitionError) as exc:
         print(f"auction-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (PrefectApiError, localslurm.LocalClusterError, SlurmCommandError) as exc:
+        print(f"auction-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
     except KeyboardInterrupt:
         print("auction-pipeline: interrupted", file=sys.stderr)
         return 130

@@ -9,7 +9,6 @@ tasks; the other sites still finish, and the run ends Failed naming every failed
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,24 +23,17 @@ from infra.runner import ProfileTaskRunner
 from sites.loader import SiteDefinition, load_sites
 from tasks.archive import ArchiveReport, archive_day
 from tasks.process import ProcessReport, process_site
-from tasks.runinfo import RunPlace
+from tasks.runinfo import RunPlace, slurm_jobs
 from tasks.scrape import ScrapeReport, scrape_site
-from tasks.storage import DataRoot
+from tasks.storage import DataRoot, default_data_root
 from tasks.store import LoadReport, load_day
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_ROOT = REPO_ROOT / "data"
 T = TypeVar("T")
 
 scrape_task = task(name="scrape-site", task_run_name="scrape-{site.name}")(scrape_site)
 process_task = task(name="process-site", task_run_name="process-{site.name}")(process_site)
 load_task = task(name="load-database", task_run_name="load-{day}")(load_day)
 archive_task = task(name="archive-day", task_run_name="archive-{day}")(archive_day)
-
-
-def default_data_root() -> Path:
-    """``$AUCTION_PIPELINE_DATA_ROOT`` or ``data/`` in this checkout."""
-    return Path(os.environ.get("AUCTION_PIPELINE_DATA_ROOT") or DEFAULT_DATA_ROOT)
 
 
 def _outcome(future: PrefectFuture[T]) -> tuple[T, None] | tuple[None, str]:
@@ -82,6 +74,7 @@ def daily_pipeline(
 
     scrapes = {scrape_task.submit(site, day, root): name for name, site in definitions.items()}
     failures: dict[str, str] = {}
+    places: list[RunPlace] = []  # where each finished task ran, for provenance and summary
     scraped: dict[str, ScrapeReport] = {}
     processing: dict[PrefectFuture[ProcessReport], str] = {}
     for future in as_completed(list(scrapes)):
@@ -91,6 +84,7 @@ def daily_pipeline(
             failures[name] = f"scrape: {error}"
             continue
         scraped[name] = scrape
+        places.append(scrape.place)
         processing[process_task.submit(definitions[name], day, root)] = name
 
     processed: dict[str, ProcessReport] = {}
@@ -101,6 +95,7 @@ def daily_pipeline(
             failures[name] = f"process: {error}"
         else:
             processed[name] = report
+            places.append(report.place)
 
     loaded: LoadReport | None = None
     archived: ArchiveReport | None = None
@@ -112,11 +107,13 @@ def daily_pipeline(
             [processed[n].processed_file for n in ok_sites],
             str(DataRoot(Path(root)).database),
         ).result()
-        places = [r.place for r in scraped.values()] + [r.place for r in processed.values()]
         places.append(loaded.place)
-        archived = archive_task.submit(day, root, ok_sites, flow_run_id, places).result()
+        archived = archive_task.submit(day, root, flow_run_id, places).result()
+        places.append(archived.place)
 
-    summary = build_summary(day, root, flow_run_id, scraped, processed, loaded, archived, failures)
+    summary = build_summary(
+        day, root, flow_run_id, scraped, processed, loaded, archived, failures, places
+    )
     if failures:
         shown = "; ".join(f"{site}: {why}" for site, why in sorted(failures.items()))
         return Failed(message=f"{len(failures)} site(s) failed: {shown}", data=summary)
@@ -132,15 +129,9 @@ def build_summary(
     loaded: LoadReport | None,
     archived: ArchiveReport | None,
     failures: dict[str, str],
+    places: list[RunPlace],
 ) -> dict[str, Any]:
     """The run's summary: per-site counts, archive path, failures and the Slurm jobs used."""
-    places: list[RunPlace] = [r.place for r in scraped.values()]
-    places += [r.place for r in processed.values()]
-    places += [r.place for r in (loaded, archived) if r is not None]
-    jobs = sorted(
-        {(p.slurm_job_id, p.partition, p.node) for p in places if p.slurm_job_id},
-        key=lambda job: int(job[0] or 0),
-    )
     per_site = {}
     for name in sorted({*scraped, *processed, *failures}):
         s, p = scraped.get(name), processed.get(name)
@@ -148,6 +139,7 @@ def build_summary(
             "pages": (s.listing_pages + s.lot_pages) if s else 0,
             "lot_pages": s.lot_pages if s else 0,
             "images": s.images if s else 0,
+            "failed_urls": len(s.failed_urls) if s else 0,
             "lots": p.lots if p else 0,
             "invalid": p.invalid if p else 0,
             "error": failures.get(name),
@@ -160,6 +152,6 @@ def build_summary(
         "database": loaded.database if loaded else None,
         "new_lots": loaded.new_lots if loaded else 0,
         "archive": archived.path if archived else None,
-        "slurm_jobs": [{"job_id": j, "partition": p, "node": n} for j, p, n in jobs],
+        "slurm_jobs": slurm_jobs(places),
         "task_places": [asdict(p) for p in places],
     }

@@ -29,7 +29,10 @@ fi
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "bootstrap: installing python3-venv with apt-get" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+        export DEBIAN_FRONTEND=noninteractive
+        # A fresh machine may have empty package lists: update once, then retry.
+        apt-get install -y -q python3-venv >/dev/null ||
+            { apt-get update -q >/dev/null && apt-get install -y -q python3-venv >/dev/null; }
     else
         echo "bootstrap: $PY has no venv/ensurepip module; install python3-venv (Debian) or load a Python module that has it." >&2
         exit 1

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.slurm import SlurmCommandError, local_cluster_conf, node_states, run_slurm
+from infra.atomic import write_atomic
+from infra.slurm import SQUEUE_FORMAT, SlurmCommandError, node_states, parse_squeue, run_slurm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = REPO_ROOT / ".slurm"
@@ -201,15 +202,26 @@ def _read_pid(pid_file: Path) -> int | None:
 
 
 def _is_our_daemon(pid: int, state_dir: Path) -> bool:
-    """True when ``pid`` is alive and its command line mentions our state directory.
+    """True when ``pid`` is alive and one of its arguments is a path inside our state directory.
 
-    Guards ``down`` against a stale pid file whose pid now belongs to another process.
+    Guards against a stale pid file whose pid now belongs to another process (including a
+    daemon of another local cluster whose state directory merely shares a prefix).
     """
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return False
-    return str(state_dir.resolve()) in cmdline
+    inside = str(state_dir.resolve()) + "/"
+    return any(inside in arg for arg in args)
+
+
+def running_cluster_conf(state_dir: Path) -> Path | None:
+    """The slurm.conf of a local cluster in ``state_dir`` whose controller is running, if any."""
+    state_dir = state_dir.resolve()
+    conf = state_dir / "slurm.conf"
+    if "slurmctld" in running_daemons(state_dir) and conf.is_file():
+        return conf
+    return None
 
 
 def running_daemons(state_dir: Path) -> dict[str, int]:
@@ -268,10 +280,22 @@ def up(
         hostname=socket.gethostname(),
     )
     conf = state_dir / "slurm.conf"
-    tmp = conf.with_suffix(".conf.tmp")
-    tmp.write_text(render_slurm_conf(spec))
-    tmp.replace(conf)
+    write_atomic(conf, render_slurm_conf(spec).encode())
 
+    try:
+        _start_daemons(spec, conf, key)
+        _wait_until_idle(conf, nodes, timeout)
+    except BaseException:
+        down(state_dir, log=lambda line: None)  # stop whatever did start; leave no half cluster
+        raise
+    log(f"local Slurm cluster up: {nodes} node(s), partitions {', '.join(PARTITIONS)}")
+    log(f"  use it from a shell with: export SLURM_CONF={conf}")
+    return conf
+
+
+def _start_daemons(spec: LocalClusterSpec, conf: Path, key: Path) -> None:
+    """Start munged, slurmctld and one slurmd per virtual node; each forks into background."""
+    state_dir = spec.state_dir
     munged = _which("munged") or "munged"
     run_slurm(
         [
@@ -286,10 +310,6 @@ def up(
     run_slurm([_which("slurmctld") or "slurmctld", "-f", str(conf)])
     for name in spec.node_names:
         run_slurm([_which("slurmd") or "slurmd", "-f", str(conf), "-N", name])
-    _wait_until_idle(conf, nodes, timeout)
-    log(f"local Slurm cluster up: {nodes} node(s), partitions {', '.join(PARTITIONS)}")
-    log(f"  use it from a shell with: export SLURM_CONF={conf}")
-    return conf
 
 
 def _wait_until_idle(conf: Path, nodes: int, timeout: float) -> None:
@@ -317,11 +337,9 @@ def down(
 ) -> list[str]:
     """Cancel the cluster's jobs and stop the daemons it started; return what was stopped."""
     state_dir = state_dir.resolve()
-    conf = local_cluster_conf(state_dir)
+    conf = running_cluster_conf(state_dir)
     if conf is not None:
-        env = {**os.environ, "SLURM_CONF": str(conf)}
-        # Jobs' processes outlive slurmd; cancel them while the controller can still do it.
-        run_slurm(["scancel", "--user", str(os.geteuid()), "--full"], env=env, check=False)
+        _cancel_all_jobs(conf, log, timeout)
     stopped = []
     for pid_file in _pid_files(state_dir):
         pid = _read_pid(pid_file)
@@ -335,8 +353,25 @@ def down(
             os.kill(pid, signal.SIGKILL)
         pid_file.unlink(missing_ok=True)
         stopped.append(f"{pid_file.stem} (pid {pid})")
+    shutil.rmtree(munge_socket_for(state_dir).parent, ignore_errors=True)
     log(f"stopped {', '.join(stopped)}" if stopped else f"no local cluster running in {state_dir}")
     return stopped
+
+
+def _cancel_all_jobs(conf: Path, log: Callable[[str], None], timeout: float) -> None:
+    """Cancel every job and wait until the queue is empty: job processes outlive slurmd."""
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    try:
+        run_slurm(["scancel", "--user", str(os.geteuid()), "--full"], env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            queue = run_slurm(["squeue", "--noheader", "-o", SQUEUE_FORMAT], env=env).stdout
+            if not parse_squeue(queue):
+                return
+            time.sleep(0.5)
+        log(f"jobs still in the queue after {timeout:g} s; stopping the daemons anyway")
+    except SlurmCommandError as exc:
+        log(f"could not cancel the cluster's jobs ({exc}); stopping the daemons anyway")
 
 
 def status(state_dir: Path = DEFAULT_STATE_DIR) -> str:

@@ -161,8 +161,15 @@ def _apply_env(
         except yaml.YAMLError as exc:
             raise ProfileError(f"{var}: value {text!r} is not a YAML scalar or list") from exc
         target = merged
-        for key in keys[:-1]:
-            target[key] = dict(target.get(key) or {})
+        for depth, key in enumerate(keys[:-1]):
+            inner = target.get(key) or {}
+            if not isinstance(inner, dict):
+                where = ".".join(keys[: depth + 1])
+                raise ProfileError(
+                    f"{var}: profile {name!r} key {where!r} is {inner!r}, not a mapping, so it "
+                    f"has no {keys[depth + 1]!r}"
+                )
+            target[key] = dict(inner)
             target = target[key]
         target[keys[-1]] = value
         sources[".".join(keys)] = var

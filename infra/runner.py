@@ -14,6 +14,7 @@ one flow definition serves every profile and deployment, and then enforces the g
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,8 +28,10 @@ from prefect.settings import PREFECT_API_URL
 from prefect.task_runners import TaskRunner
 from prefect_dask.task_runners import DaskTaskRunner, PrefectDaskFuture
 
+from infra.atomic import write_atomic
 from infra.profiles import LocalProfile, Profile, SlurmProfile, load_profile
 from infra.slurm import SlurmCommandError, queued_jobs
+from tasks.storage import DataRoot, default_data_root
 
 VENV = Path(sys.prefix)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +46,10 @@ def lifetime_args(walltime_seconds: int) -> list[str]:
     """Dask worker flags that retire a worker before Slurm kills it at walltime.
 
     The margin is 10% of the walltime, between 30 s and 10 min; workers are staggered by a
-    third of it so they do not all retire at once. Running tasks move to other workers.
+    third of it so they do not all retire at once. A task still running on a retiring worker
+    is restarted from scratch on another worker (dask-jobqueue #416): choose a walltime well
+    above a site's scrape time. Restarts are safe: a site's pages are staged and only renamed
+    into place when its scrape completes.
     """
     margin = min(max(walltime_seconds * 0.1, 30.0), 600.0)
     lifetime = max(walltime_seconds - margin, 10.0)
@@ -51,9 +57,18 @@ def lifetime_args(walltime_seconds: int) -> list[str]:
 
 
 def render_prologue(lines: Iterable[str], prefect_api_url: str) -> list[str]:
-    """Fill ``{venv}``, ``{repo}`` and ``{prefect_api_url}`` into the profile's prologue."""
+    """Fill ``{venv}``, ``{repo}`` and ``{prefect_api_url}`` into the profile's prologue.
+
+    Only these three placeholders are replaced, each shell-quoted; other braces (``${HOME}``,
+    ``awk '{print}'``) are left for the shell.
+    """
     values = {"venv": str(VENV), "repo": str(REPO_ROOT), "prefect_api_url": prefect_api_url}
-    return [line.format(**values) for line in lines]
+    rendered = []
+    for line in lines:
+        for key, value in values.items():
+            line = line.replace("{" + key + "}", shlex.quote(value))
+        rendered.append(line)
+    return rendered
 
 
 def slurm_directives(profile: SlurmProfile) -> list[str]:
@@ -218,8 +233,8 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             raise RuntimeError("ProfileTaskRunner can only submit from inside a flow run")
         params = context.parameters or {}
         profile = load_profile(str(params.get(self.profile_parameter, "local")))
-        data_root = Path(params.get(self.data_root_parameter) or ".")
-        log_directory = data_root / "logs" / "slurm"
+        data_root = params.get(self.data_root_parameter)
+        log_directory = DataRoot(Path(data_root) if data_root else default_data_root()).slurm_logs
         log_directory.mkdir(parents=True, exist_ok=True)
         inner = dask_task_runner(
             profile,
@@ -250,9 +265,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         job_script: str = cluster.job_script()
         assert context.flow_run is not None
         script_path = log_directory / f"worker-job-{context.flow_run.id}.sh"
-        tmp = script_path.with_suffix(".tmp")
-        tmp.write_text(job_script)
-        tmp.replace(script_path)
+        write_atomic(script_path, job_script.encode())
         logger.info(
             "Dask workers run as Slurm jobs on partition %r with this job script "
             "(also saved as %s):\n%s",

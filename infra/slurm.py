@@ -1,19 +1,17 @@
 """Slurm helpers: the one function that runs Slurm commands, and pure parsers of their output.
 
-Every Slurm command the product runs (sinfo, squeue, scontrol, sbatch, scancel) goes through
-:func:`run_slurm`, which takes an argument list (no shell), applies a timeout and raises an
-error carrying the command, exit code, stdout and stderr. Parsing is kept in pure functions
-so it can be tested against saved real output.
+Every Slurm command this product runs itself (sinfo, squeue, scontrol, scancel, and the
+local cluster's daemons) goes through :func:`run_slurm`, which takes an argument list (no
+shell), applies a timeout and raises an error carrying the command, exit code, stdout and
+stderr. (dask-jobqueue submits and cancels the Dask worker jobs through its own ``_call``.)
+Parsing is kept in pure functions so it can be tested against saved real output.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 
 class SlurmCommandError(RuntimeError):
@@ -121,27 +119,6 @@ def queued_jobs(job_ids: Sequence[str]) -> list[QueuedJob]:
     return parse_squeue(proc.stdout)
 
 
-_NODE_RANGE = re.compile(r"([^,\[]+)(?:\[([^\]]+)\])?")
-
-
-def expand_nodelist(nodelist: str) -> list[str]:
-    """Expand a Slurm host list such as ``n[1-3,5],login`` into ``[n1, n2, n3, n5, login]``."""
-    nodes: list[str] = []
-    for match in _NODE_RANGE.finditer(nodelist):
-        prefix, ranges = match.group(1).lstrip(","), match.group(2)
-        if not prefix:
-            continue
-        if ranges is None:
-            nodes.append(prefix)
-            continue
-        for part in ranges.split(","):
-            lo, _, hi = part.partition("-")
-            width = len(lo)
-            for number in range(int(lo), int(hi or lo) + 1):
-                nodes.append(f"{prefix}{number:0{width}d}")
-    return nodes
-
-
 @dataclass(frozen=True)
 class NodeState:
     """One line of ``sinfo -N``: a node in a partition, its state and size."""
@@ -171,16 +148,3 @@ def node_states(partition: str | None = None, env: dict[str, str] | None = None)
     if partition:
         argv += ["-p", partition]
     return parse_sinfo_nodes(run_slurm(argv, env=env).stdout)
-
-
-def local_cluster_conf(state_dir: Path) -> Path | None:
-    """The slurm.conf of a local cluster in ``state_dir`` whose controller is running, if any."""
-    conf = state_dir / "slurm.conf"
-    pid_file = state_dir / "run" / "slurmctld.pid"
-    if not conf.is_file() or not pid_file.is_file():
-        return None
-    try:
-        os.kill(int(pid_file.read_text().strip()), 0)
-    except (ValueError, ProcessLookupError, PermissionError):
-        return None
-    return conf

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import parsel
 import yaml
@@ -104,6 +105,18 @@ class Politeness(BaseModel):
 
 REQUIRED_FIELDS = ("lot_number", "title", "sale_date")
 
+# The fields the lot record is built from, with the parser and shape each must use: checked
+# when a site file is loaded, so a misfit is reported before any request is sent.
+RECORD_FIELDS: dict[str, tuple[FieldParser, bool]] = {
+    "lot_number": ("int", False),
+    "title": ("text", False),
+    "sale_date": ("date", False),
+    "description": ("text", False),
+    "estimate": ("estimate", False),
+    "price": ("price", False),
+    "images": ("text", True),
+}
+
 
 class SiteDefinition(BaseModel):
     """A validated auction-house definition, as loaded from ``sites/<name>.yaml``."""
@@ -114,6 +127,10 @@ class SiteDefinition(BaseModel):
     house: str
     base_url: Annotated[str, Field(pattern=r"^https?://")]
     start_url: str = Field(description="relative to base_url; '{date}' becomes YYYY-MM-DD")
+    extra_hosts: list[str] = Field(
+        default_factory=list,
+        description="other hosts the site's pages or images live on (e.g. an image CDN)",
+    )
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     date_languages: Annotated[list[str], Field(min_length=1)]
     unsold_markers: list[str] = Field(default_factory=list)
@@ -124,11 +141,24 @@ class SiteDefinition(BaseModel):
 
     @field_validator("fields")
     @classmethod
-    def _has_required_fields(cls, fields: dict[str, FieldRule]) -> dict[str, FieldRule]:
+    def _fields_fit_the_lot_record(cls, fields: dict[str, FieldRule]) -> dict[str, FieldRule]:
         missing = [name for name in REQUIRED_FIELDS if name not in fields]
         if missing:
             raise ValueError(f"missing rules for required field(s): {', '.join(missing)}")
+        for name, rule in fields.items():
+            if name in RECORD_FIELDS and (rule.parser, rule.many) != RECORD_FIELDS[name]:
+                parser, many = RECORD_FIELDS[name]
+                raise ValueError(
+                    f"field {name!r} must have parser: {parser} and many: {str(many).lower()} "
+                    f"to fill the lot record; it has parser: {rule.parser} and many: "
+                    f"{str(rule.many).lower()}"
+                )
         return fields
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        """The hosts the crawler may contact for this site."""
+        return frozenset({urlsplit(self.base_url).hostname or "", *self.extra_hosts})
 
     def start_url_for(self, day: str) -> str:
         """The first listing page for sale date ``day`` (ISO format)."""

@@ -21,28 +21,32 @@ from pathlib import Path
 
 import bagit
 
-from tasks.runinfo import RunPlace, where_am_i
-from tasks.storage import DataRoot, staged_directory, write_atomic
+from infra.atomic import write_atomic
+from tasks.runinfo import RunPlace, slurm_jobs, where_am_i
+from tasks.storage import DataRoot, staged_directory
 from tasks.store import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# What the lot is (from ``lots``) and what was observed of it that day (from ``observations``):
+# the bag of a day reads the same when it is rebuilt after later days were loaded.
 LOT_COLUMNS = [
-    "site",
-    "lot_key",
-    "url",
-    "lot_number",
-    "title",
-    "description",
-    "currency",
-    "estimate_low",
-    "estimate_high",
-    "sold",
-    "sold_price",
-    "sale_date",
-    "image_urls",
-    "first_seen",
-    "last_seen",
+    "l.site",
+    "l.lot_key",
+    "l.url",
+    "l.lot_number",
+    "l.title",
+    "l.description",
+    "l.currency",
+    "l.sale_date",
+    "l.image_urls",
+    "l.first_seen",
+    "o.crawl_date",
+    "o.sold",
+    "o.sold_price",
+    "o.estimate_low",
+    "o.estimate_high",
 ]
+CSV_COLUMNS = [column.split(".", 1)[1] for column in LOT_COLUMNS]
 PROVENANCE_PACKAGES = [
     "prefect",
     "prefect-dask",
@@ -90,7 +94,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def day_lots(database: Path, day: date) -> list[dict[str, object]]:
-    """The lots observed on ``day`` with their latest state, ordered for stable output."""
+    """The lots observed on ``day``, with that day's observation, in a stable order."""
     conn = connect(database)
     try:
         conn.row_factory = lambda cursor, row: {
@@ -98,7 +102,7 @@ def day_lots(database: Path, day: date) -> list[dict[str, object]]:
         }
         return list(
             conn.execute(
-                f"SELECT {', '.join('l.' + c for c in LOT_COLUMNS)} FROM lots l "
+                f"SELECT {', '.join(LOT_COLUMNS)} FROM lots l "
                 "JOIN observations o ON o.site = l.site AND o.lot_key = l.lot_key "
                 "WHERE o.crawl_date = ? ORDER BY l.site, l.lot_number, l.lot_key",
                 (day.isoformat(),),
@@ -111,17 +115,22 @@ def day_lots(database: Path, day: date) -> list[dict[str, object]]:
 def archive_day(
     day: date,
     data_root: str,
-    sites: list[str],
     flow_run_id: str | None,
     places: list[RunPlace],
 ) -> ArchiveReport:
-    """Build ``archive/<day>/`` as a validated BagIt bag of the day's products."""
+    """Build ``archive/<day>/`` as a validated BagIt bag of everything collected that day.
+
+    The bag covers every site with data for the day, not only the sites of this run, so a
+    re-run of one site (``--site``) rebuilds a complete bag rather than a partial one.
+    """
     root = DataRoot(Path(data_root))
     final = root.archive_dir(day)
     lots = day_lots(root.database, day)
+    raw_day = root.raw_dir(day, "_").parent
+    sites = sorted(p.name for p in raw_day.iterdir() if p.is_dir() and not p.name.startswith("."))
     with staged_directory(final) as stage:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=LOT_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(lots)
         write_atomic(stage / "lots.csv", buffer.getvalue().encode())
@@ -136,10 +145,8 @@ def archive_day(
             "day": day.isoformat(),
             "code_commit": code_commit(),
             "flow_run_id": flow_run_id,
-            "sites": sites,
-            "slurm_jobs": sorted(
-                {(p.slurm_job_id, p.partition, p.node) for p in places if p.slurm_job_id}
-            ),
+            "sites_with_pages": sites,
+            "slurm_jobs": slurm_jobs(places),
             "packages": {name: metadata.version(name) for name in PROVENANCE_PACKAGES},
         }
         write_atomic(stage / "provenance.json", json.dumps(provenance, indent=2).encode())

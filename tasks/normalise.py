@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 from price_parser import Price
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sites.loader import REQUIRED_FIELDS, FieldParser, SiteDefinition, SiteDefinitionError
+from sites.loader import RECORD_FIELDS, REQUIRED_FIELDS, FieldParser, SiteDefinition
 from tasks.extract import RawLot, RawValue
 
 _T = TypeVar("_T")
@@ -267,36 +267,8 @@ def parse_int(text: str) -> int:
 
 # -- records ----------------------------------------------------------------------------------
 
+
 # The fields LotRecord is built from: the parser each must use and whether it collects many.
-RECORD_FIELDS: dict[str, tuple[FieldParser, bool]] = {
-    "lot_number": ("int", False),
-    "title": ("text", False),
-    "sale_date": ("date", False),
-    "description": ("text", False),
-    "estimate": ("estimate", False),
-    "price": ("price", False),
-    "images": ("text", True),
-}
-
-
-def check_site_fields(site: SiteDefinition) -> None:
-    """Raise SiteDefinitionError if a rule for a LotRecord field has the wrong parser or shape.
-
-    The loader checks the YAML on its own; this checks it against the record built here (a
-    ``price`` read as ``text`` could not fill ``sold_price``). Call it before crawling.
-    """
-    for name, rule in site.fields.items():
-        if name not in RECORD_FIELDS:
-            continue
-        parser, many = RECORD_FIELDS[name]
-        if (rule.parser, rule.many) != (parser, many):
-            raise SiteDefinitionError(
-                f"site {site.name!r}: field {name!r} must have parser: {parser} and "
-                f"many: {str(many).lower()} to fill the lot record; it has parser: "
-                f"{rule.parser} and many: {str(rule.many).lower()}"
-            )
-
-
 def _expectation(site: SiteDefinition, parser: FieldParser) -> str:
     """What a value for ``parser`` should look like, in words, for error messages."""
     markers = ", ".join(repr(m) for m in site.unsold_markers) or "none configured"
@@ -334,7 +306,7 @@ class _Reader:
         value = self.raw.get(name)
         if name in self._missing or value is None:
             return None
-        if isinstance(value, list):  # check_site_fields rules this out for record fields
+        if isinstance(value, list):  # the loader rules this out for record fields
             self.problems.append(FieldProblem(name, value, "a single value, not a list"))
             return None
         return value
@@ -365,7 +337,6 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     else the estimate's, else the site's; a price and an estimate in different currencies is
     an error. Fields the record has no place for are kept, unparsed, in ``raw``.
     """
-    check_site_fields(site)
     reader = _Reader(site, raw)
     currency = site.currency
     lot_number = reader.parse("lot_number", parse_int)

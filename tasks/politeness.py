@@ -11,7 +11,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from protego import Protego
@@ -56,12 +56,22 @@ def backoff_seconds(attempt: int, base: float = 0.5, cap: float = 30.0) -> float
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 
+DISALLOW_ALL = "User-agent: *\nDisallow: /"
+MAX_REDIRECTS = 5
+
+
 @dataclass
 class PoliteFetcher:
-    """Fetches pages from one site within its politeness settings."""
+    """Fetches pages from one site within its politeness settings.
+
+    Only ``allowed_hosts`` are contacted, and every redirect hop is checked against them and
+    against robots.txt: links and redirects on a scraped page cannot send a compute node to
+    an internal address.
+    """
 
     user_agent: str
     politeness: Politeness
+    allowed_hosts: frozenset[str]
     client: httpx.Client = field(init=False)
     _robots: dict[str, Protego] = field(default_factory=dict, init=False)
     _next_request_at: float = field(default=0.0, init=False)
@@ -71,8 +81,7 @@ class PoliteFetcher:
         self.client = httpx.Client(
             headers={"User-Agent": self.user_agent, "Accept-Encoding": "identity"},
             timeout=self.politeness.timeout_seconds,
-            follow_redirects=True,
-            max_redirects=5,
+            follow_redirects=False,
         )
 
     def close(self) -> None:
@@ -102,13 +111,14 @@ class PoliteFetcher:
         if origin not in self._robots:
             try:
                 self.requests_sent += 1
-                response = self.client.get(f"{origin}/robots.txt")
+                response = self.client.get(f"{origin}/robots.txt", follow_redirects=True)
             except httpx.HTTPError:
-                self._robots[origin] = Protego.parse("")
+                # RFC 9309 2.3.1.4: robots.txt unreachable -> assume complete disallow.
+                self._robots[origin] = Protego.parse(DISALLOW_ALL)
             else:
                 # RFC 9309: 4xx means no restrictions; 5xx means assume disallow-all.
                 if response.status_code >= 500:
-                    text = "User-agent: *\nDisallow: /"
+                    text = DISALLOW_ALL
                 elif response.status_code >= 400:
                     text = ""
                 else:
@@ -121,10 +131,20 @@ class PoliteFetcher:
         robots = self._robots_for(url)
         return robots is None or bool(robots.can_fetch(url, self.user_agent))
 
-    def get(self, url: str, expect: tuple[str, ...] = ("text/html",)) -> Fetched:
-        """GET ``url`` politely; retry 429/5xx and network errors; raise FetchError otherwise."""
+    def check(self, url: str) -> None:
+        """Raise FetchError unless ``url`` is http(s), on an allowed host, allowed by robots.txt."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or parts.hostname not in self.allowed_hosts:
+            raise FetchError(
+                f"{url}: not on this site's hosts ({', '.join(sorted(self.allowed_hosts))}); "
+                "add the host to the site's extra_hosts if it belongs to the site"
+            )
         if not self.allowed(url):
             raise FetchError(f"{url}: disallowed by robots.txt for {self.user_agent!r}")
+
+    def get(self, url: str, expect: tuple[str, ...] = ("text/html",)) -> Fetched:
+        """GET ``url`` politely; retry 429/5xx and network errors; raise FetchError otherwise."""
+        self.check(url)
         attempts = 0
         while True:
             attempts += 1
@@ -163,7 +183,18 @@ class PoliteFetcher:
             )
 
     def _get_capped(self, url: str) -> httpx.Response:
-        """GET with the body capped at ``max_page_bytes`` (a runaway page is an error)."""
+        """GET following at most MAX_REDIRECTS redirects, each hop checked like the first."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._get_one(url)
+            location = response.headers.get("Location")
+            if not response.is_redirect or not location:
+                return response
+            url = urljoin(url, location)
+            self.check(url)
+        raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+    def _get_one(self, url: str) -> httpx.Response:
+        """One GET with the body capped at ``max_page_bytes`` (a runaway page is an error)."""
         cap = self.politeness.max_page_bytes
         with self.client.stream("GET", url) as response:
             chunks, size = [], 0

@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
 from tasks.extract import extract_lot
 from tasks.normalise import LotRecord, LotValidationError, normalise_lot
 from tasks.runinfo import RunPlace, where_am_i
-from tasks.scrape import INDEX_NAME
-from tasks.storage import DataRoot, write_atomic
+from tasks.scrape import INDEX_NAME, decode_html
+from tasks.storage import DataRoot
 
 MIN_FILL_RATE = 0.9
+MAX_INVALID_SHARE = 0.1
 
 
 class LayoutChangeError(RuntimeError):
@@ -71,7 +73,7 @@ def process_site(site: SiteDefinition, day: date, data_root: str) -> ProcessRepo
     for entry in entries:
         if entry["kind"] != "lot":
             continue
-        html = (raw_dir / entry["path"]).read_bytes().decode("utf-8", errors="replace")
+        html = decode_html((raw_dir / entry["path"]).read_bytes(), entry["content_type"])
         raw = extract_lot(site, html, entry["url"])
         raws.append(dict(raw))
         try:
@@ -89,7 +91,7 @@ def process_site(site: SiteDefinition, day: date, data_root: str) -> ProcessRepo
             f"{shown} (sample page: {sample}); the site's layout may have changed: fix the "
             f"selectors in sites/{site.name}.yaml. Pages are kept in {raw_dir}."
         )
-    if errors and len(errors) / max(1, len(raws)) > 1 - MIN_FILL_RATE:
+    if len(errors) > MAX_INVALID_SHARE * len(raws):
         raise TooManyInvalidLots(
             f"{site.name}: {len(errors)} of {len(raws)} lots failed validation; first: {errors[0]}"
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -29,3 +30,12 @@ def where_am_i() -> RunPlace:
         node=os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
         pid=os.getpid(),
     )
+
+
+def slurm_jobs(places: Iterable[RunPlace]) -> list[dict[str, str | None]]:
+    """The distinct Slurm jobs among ``places`` (job id, partition, node), by job id."""
+    jobs = {(p.slurm_job_id, p.partition, p.node) for p in places if p.slurm_job_id}
+    return [
+        {"job_id": job_id, "partition": partition, "node": node}
+        for job_id, partition, node in sorted(jobs, key=lambda job: int(job[0] or 0))
+    ]

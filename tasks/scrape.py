@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
 from tasks.extract import extract_listing, extract_lot
 from tasks.politeness import Fetched, FetchError, PoliteFetcher
 from tasks.runinfo import RunPlace, where_am_i
-from tasks.storage import DataRoot, staged_directory, store_content_addressed, write_atomic
+from tasks.storage import DataRoot, staged_directory, store_content_addressed
 
 INDEX_NAME = "pages.jsonl"
 IMAGES_NAME = "images.jsonl"
@@ -45,17 +46,20 @@ class ScrapeReport:
     place: RunPlace = field(default_factory=where_am_i)
 
 
-def decode_html(fetched: Fetched) -> str:
-    """The page's text, decoded with the charset its Content-Type names (UTF-8 otherwise)."""
+def decode_html(body: bytes, content_type: str) -> str:
+    """The page's text, decoded with the charset its Content-Type names (UTF-8 otherwise).
+
+    Used both when crawling and when processing stored pages, so both read the same text.
+    """
     charset = "utf-8"
-    for part in fetched.content_type.split(";")[1:]:
+    for part in content_type.split(";")[1:]:
         key, _, value = part.strip().partition("=")
         if key.lower() == "charset" and value:
             charset = value.strip('"')
     try:
-        return fetched.body.decode(charset, errors="replace")
+        return body.decode(charset, errors="replace")
     except LookupError:
-        return fetched.body.decode("utf-8", errors="replace")
+        return body.decode("utf-8", errors="replace")
 
 
 def _page_name(url: str) -> str:
@@ -87,10 +91,10 @@ def scrape_site(site: SiteDefinition, day: date, data_root: str) -> ScrapeReport
                 "attempts": fetched.attempts,
             }
         )
-        return decode_html(fetched)
+        return decode_html(fetched.body, fetched.content_type)
 
     with (
-        PoliteFetcher(site.user_agent, site.politeness) as fetcher,
+        PoliteFetcher(site.user_agent, site.politeness, site.hosts) as fetcher,
         staged_directory(final_dir) as stage,
     ):
         url: str | None = site.start_url_for(day.isoformat())
@@ -147,8 +151,3 @@ def scrape_site(site: SiteDefinition, day: date, data_root: str) -> ScrapeReport
         requests_sent=fetcher.requests_sent,
         raw_dir=str(final_dir),
     )
-
-
-def report_dict(report: ScrapeReport) -> dict[str, object]:
-    """The report as plain data (for summaries and JSON output)."""
-    return asdict(report)

@@ -25,6 +25,15 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from infra.atomic import fsync_directory, fsync_tree, write_atomic
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_data_root() -> Path:
+    """``$AUCTION_PIPELINE_DATA_ROOT``, or ``data/`` in this checkout."""
+    return Path(os.environ.get("AUCTION_PIPELINE_DATA_ROOT") or REPO_ROOT / "data")
+
 
 @dataclass(frozen=True)
 class DataRoot:
@@ -59,20 +68,6 @@ class DataRoot:
         return self.path / "logs" / "slurm"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def store_content_addressed(root: DataRoot, data: bytes) -> tuple[str, bool]:
     """Store ``data`` once under its sha256; return (digest, whether it was new)."""
     digest = hashlib.sha256(data).hexdigest()
@@ -83,17 +78,41 @@ def store_content_addressed(root: DataRoot, data: bytes) -> tuple[str, bool]:
     return digest, True
 
 
+def _siblings(final: Path, kind: str) -> list[Path]:
+    return sorted(final.parent.glob(f".{final.name}.{kind}-*"), key=lambda p: p.stat().st_mtime)
+
+
+def recover_directory(final: Path) -> None:
+    """Repair what a kill during :func:`staged_directory` can leave behind.
+
+    Between its two renames ``final`` is briefly absent, with the earlier version parked as
+    ``.<name>.old-*``: put that back. Unfinished ``.partial-*`` stages are removed. Only one
+    writer works on a given directory (one task per site and day), so nothing else is using
+    them.
+    """
+    if not final.parent.is_dir():
+        return
+    olds = _siblings(final, "old")
+    if not final.exists() and olds:
+        os.replace(olds.pop(), final)
+    for leftover in olds + _siblings(final, "partial"):
+        shutil.rmtree(leftover)
+
+
 @contextmanager
 def staged_directory(final: Path) -> Iterator[Path]:
     """Yield a hidden staging directory that replaces ``final`` only if the block succeeds.
 
-    An earlier complete ``final`` stays in place until the new one is complete.
+    The stage is fsynced before it is renamed into place, and an earlier complete ``final``
+    stays in place until then, so readers see the old version or the new one, never a mix.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
+    recover_directory(final)
     stage = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex}")
     stage.mkdir()
     try:
         yield stage
+        fsync_tree(stage)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -101,4 +120,6 @@ def staged_directory(final: Path) -> Iterator[Path]:
     if final.exists():
         os.replace(final, old)
     os.replace(stage, final)
-    shutil.rmtree(old, ignore_errors=True)
+    fsync_directory(final.parent)
+    if old.exists():
+        shutil.rmtree(old)

@@ -37,11 +37,6 @@ from sites.demo.server import DemoSite
             {"AUCTION_PIPELINE__DEV__WALLTIME": "forever"},
             "walltime 'forever' is not [D-]HH:MM:SS",
         ),
-        (
-            ["run", "--profile", "local", "--date", "2026-03-14"],
-            {"PREFECT_API_URL": "http://127.0.0.1:9/api"},
-            "the Prefect API at http://127.0.0.1:9/api (from PREFECT_API_URL) is not reachable",
-        ),
     ],
 )
 def test_bad_input_gets_one_line_error_and_writes_nothing(
@@ -52,6 +47,27 @@ def test_bad_input_gets_one_line_error_and_writes_nothing(
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert named in result.stderr
+    assert not data_root.exists()
+
+
+def test_unreachable_prefect_api_is_named_and_nothing_is_written(cli, tmp_path: Path) -> None:
+    data_root = tmp_path / "data"
+    result = cli(
+        "run",
+        "--profile",
+        "local",
+        "--date",
+        "2026-03-14",
+        "--data-root",
+        str(data_root),
+        env={"PREFECT_API_URL": "http://127.0.0.1:9/api"},
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "the Prefect API at http://127.0.0.1:9/api (from PREFECT_API_URL) is not reachable" in (
+        result.stderr
+    )
     assert not data_root.exists()
 
 
@@ -128,7 +144,21 @@ def test_cluster_status_and_down_act_on_exactly_one_state_dir(
     # A state dir with no cluster: `down` stops nothing, and the session's cluster lives on.
     other = cli("cluster", "down", "--state-dir", str(tmp_path / "none"))
     assert other.returncode == 0 and "no local cluster running" in other.stderr
-    assert "slurmctld" in localslurm.running_daemons(slurm_conf.parent)
+    session_daemons = localslurm.running_daemons(slurm_conf.parent)
+    assert "slurmctld" in session_daemons
+
+    # A second, one-node cluster: `down` stops exactly its daemons, by pid.
+    second = tmp_path / "second"
+    up = cli("cluster", "up", "--state-dir", str(second), "--nodes", "1")
+    assert up.returncode == 0, up.stderr
+    started = localslurm.running_daemons(second)
+    assert set(started) == {"munged", "slurmctld", "slurmd-n1"}
+    down = cli("cluster", "down", "--state-dir", str(second))
+    assert down.returncode == 0, down.stderr
+    for name, pid in started.items():
+        assert f"{name} (pid {pid})" in down.stderr
+    assert localslurm.running_daemons(second) == {}
+    assert localslurm.running_daemons(slurm_conf.parent) == session_daemons
 
 
 def test_slurm_profile_on_a_real_cluster_needs_a_reachable_prefect_api(cli, tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from infra.profiles import ProfileError, SlurmProfile, load_profile, parse_wallt
 from infra.runner import dask_task_runner, lifetime_args, render_prologue
 from infra.slurm import (
     SlurmCommandError,
-    expand_nodelist,
     parse_sinfo_nodes,
     parse_squeue,
     run_slurm,
@@ -55,20 +54,6 @@ def test_parse_sinfo_strips_default_marker() -> None:
         ("n1", "dev", "mixed", 2, 4000),
         ("n2", "dev", "down*", 2, 4000),
     ]
-
-
-@pytest.mark.parametrize(
-    ("nodelist", "expected"),
-    [
-        ("n1", ["n1"]),
-        ("n[1-3]", ["n1", "n2", "n3"]),
-        ("n[1-3,5],login", ["n1", "n2", "n3", "n5", "login"]),
-        ("gpu[08-10]", ["gpu08", "gpu09", "gpu10"]),
-        ("", []),
-    ],
-)
-def test_expand_nodelist(nodelist: str, expected: list[str]) -> None:
-    assert expand_nodelist(nodelist) == expected
 
 
 def test_run_slurm_reports_command_code_and_stderr() -> None:
@@ -164,10 +149,31 @@ def test_workers_retire_before_walltime() -> None:
         assert lifetime + stagger < walltime
 
 
-def test_prologue_placeholders_are_filled() -> None:
-    lines = render_prologue(["source {venv}/bin/activate", "export X={prefect_api_url}"], "U")
-    assert lines[1] == "export X=U"
+def test_prologue_placeholders_are_filled_and_quoted_other_braces_kept() -> None:
+    lines = render_prologue(
+        [
+            "source {venv}/bin/activate",
+            "export X={prefect_api_url}",
+            "export SCRATCH=${TMPDIR:-/tmp}/$USER",
+            "awk '{print $1}' /proc/loadavg",
+        ],
+        "http://h:1/api?a=1&b=2",
+    )
     assert "{venv}" not in lines[0] and lines[0].endswith("/bin/activate")
+    assert lines[1] == "export X='http://h:1/api?a=1&b=2'"
+    assert lines[2] == "export SCRATCH=${TMPDIR:-/tmp}/$USER"
+    assert lines[3] == "awk '{print $1}' /proc/loadavg"
+
+
+def test_override_below_a_scalar_is_named() -> None:
+    with pytest.raises(ProfileError, match="AUCTION_PIPELINE__DEV__ADAPT__MAXIMUM_JOBS"):
+        load_profile(
+            "dev",
+            environ={
+                "AUCTION_PIPELINE__DEV__ADAPT": "5",
+                "AUCTION_PIPELINE__DEV__ADAPT__MAXIMUM_JOBS": "4",
+            },
+        )
 
 
 def test_slurm_runner_settings_and_job_script(tmp_path: Path) -> None:
