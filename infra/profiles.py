@@ -189,11 +189,6 @@ class _Envelope(BaseModel):
     profile: Annotated[LocalProfile | SlurmProfile, Field(discriminator="kind")]
 
 
-def available_profiles(path: Path | None = None) -> list[str]:
-    """The profile names defined in the profiles file."""
-    return sorted(_read_file(path or profiles_file()))
-
-
 def load_profile(
     name: str, path: Path | None = None, environ: dict[str, str] | None = None
 ) -> Profile:

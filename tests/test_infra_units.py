@@ -10,7 +10,7 @@ from dask_jobqueue import SLURMCluster
 
 from infra.localslurm import LocalClusterSpec, munge_socket_for, render_slurm_conf
 from infra.profiles import ProfileError, SlurmProfile, load_profile, parse_walltime
-from infra.runner import dask_task_runner, lifetime_args, render_prologue
+from infra.runner import dask_task_runner, explain_missing_workers, lifetime_args, render_prologue
 from infra.slurm import (
     SlurmCommandError,
     parse_sinfo_nodes,
@@ -205,3 +205,32 @@ def test_slurm_runner_refuses_to_run_without_an_api() -> None:
         dask_task_runner(
             load_profile("dev", environ={}), log_directory=Path("."), prefect_api_url=None
         )
+
+
+def _dev() -> SlurmProfile:
+    profile = load_profile("dev", environ={})
+    assert isinstance(profile, SlurmProfile)
+    return profile
+
+
+def test_missing_workers_explained_for_running_jobs_that_never_connected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Canned squeue at the command boundary; the pending case runs for real in
+    # test_slurm_pipeline.py against a DOWN partition.
+    monkeypatch.setattr(
+        "infra.runner.queued_jobs", lambda ids: parse_squeue("7|dev|RUNNING|None|n2\n")
+    )
+    message = explain_missing_workers(_dev(), ["7"], "tcp://10.0.0.1:8786", Path("/logs"))
+    assert "partition 'dev'" in message
+    assert "Jobs 7 are RUNNING on n2" in message
+    assert "tcp://10.0.0.1:8786" in message and "interface" in message and "/logs" in message
+
+
+def test_missing_workers_explained_for_jobs_that_already_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("infra.runner.queued_jobs", lambda ids: [])
+    message = explain_missing_workers(_dev(), ["8", "9"], "tcp://h:1", Path("/logs"))
+    assert "Jobs 8, 9 already left the queue" in message and "/logs" in message
+    assert "No Dask worker" not in message
