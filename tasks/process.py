@@ -1,37 +1,36 @@
 """Process one site's stored pages for one day into clean, validated lots.
 
-Reads the pages the scrape kept (never the live site), extracts each field with the site's
-selectors, parses prices, estimates and dates, and writes the clean lots to one JSON-lines
-file per site and day. A layout change shows up as required fields that stop filling: then
-the site fails with the fields, their fill rates and a sample URL, and nothing is written
-for it, so the database keeps only data that passed.
+Reads the lot pages from the site's WARC file for the day (never the live site), extracts
+each field with the site's selectors, parses prices, estimates and dates, and writes the
+clean lots to one JSON-lines file per site and day.
+
+Before anything reaches the database the run is checked as a whole (Spidermon-style): the
+fill rate of each required field, the share of lots failing validation, and the number of
+lots against recent runs. A breach usually means the site changed its layout: the site fails
+with the numbers and a sample URL, its lots go to ``quarantine/`` instead of ``processed/``,
+and the pages stay in the WARC, so a reprocess after fixing the selectors recovers the day.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
-from tasks.extract import extract_lot
+from tasks.extract import RawLot, extract_lot
 from tasks.normalise import LotRecord, LotValidationError, normalise_lot
 from tasks.runinfo import RunPlace, where_am_i
-from tasks.scrape import INDEX_NAME, decode_html
+from tasks.scrape import decode_html
 from tasks.storage import DataRoot
-
-MIN_FILL_RATE = 0.9
-MAX_INVALID_SHARE = 0.1
+from tasks.warc import read_pages
 
 
 class LayoutChangeError(RuntimeError):
-    """Required fields stopped filling: the site's layout probably changed."""
-
-
-class TooManyInvalidLots(RuntimeError):
-    """More lots failed validation than the site's fill-rate threshold allows."""
+    """The day's lots failed the site's checks: its layout probably changed."""
 
 
 @dataclass(frozen=True)
@@ -47,62 +46,106 @@ class ProcessReport:
     place: RunPlace = field(default_factory=where_am_i)
 
 
-def fill_rates(site: SiteDefinition, raws: list[dict[str, object]]) -> dict[str, float]:
-    """Fraction of lot pages on which each required field's selector found something."""
+def fill_rates(site: SiteDefinition, raws: list[RawLot]) -> dict[str, float]:
+    """Share of lot pages on which each required field's selector found something."""
     required = [name for name, rule in site.fields.items() if rule.required]
     if not raws:
         return {}  # no sale that day: nothing to judge the layout by
     return {name: sum(1 for raw in raws if raw.get(name)) / len(raws) for name in required}
 
 
-def process_site(site: SiteDefinition, day: date, data_root: str) -> ProcessReport:
-    """Extract and validate the lots of ``site`` for ``day`` from its stored pages."""
-    root = DataRoot(Path(data_root))
-    raw_dir = root.raw_dir(day, site.name)
-    index_file = raw_dir / INDEX_NAME
-    try:
-        entries = [json.loads(line) for line in index_file.read_text().splitlines() if line]
-    except OSError as exc:
-        raise FileNotFoundError(
-            f"{site.name}: no stored pages for {day} ({index_file}: {exc.strerror}); "
-            "run the scrape for that day first"
-        ) from exc
-    raws: list[dict[str, object]] = []
-    records: list[LotRecord] = []
-    errors: list[str] = []
-    for entry in entries:
-        if entry["kind"] != "lot":
-            continue
-        html = decode_html((raw_dir / entry["path"]).read_bytes(), entry["content_type"])
-        raw = extract_lot(site, html, entry["url"])
-        raws.append(dict(raw))
-        try:
-            records.append(normalise_lot(site, raw, entry["url"]))
-        except LotValidationError as exc:
-            errors.append(str(exc))
-
+def check_run(
+    site: SiteDefinition,
+    raws: list[RawLot],
+    invalid: int,
+    recent_counts: list[int],
+) -> list[str]:
+    """The site's checks for one run; each breach as a sentence (empty when all pass)."""
+    breaches = []
     rates = fill_rates(site, raws)
-    low = {name: rate for name, rate in rates.items() if rate < MIN_FILL_RATE}
+    low = {n: r for n, r in rates.items() if r < site.fields[n].min_fill_rate}
     if low:
-        sample = next(e["url"] for e in entries if e["kind"] == "lot")
-        shown = ", ".join(f"{name} {rate:.0%}" for name, rate in sorted(low.items()))
-        raise LayoutChangeError(
-            f"{site.name}: required fields below {MIN_FILL_RATE:.0%} fill rate on {day}: "
-            f"{shown} (sample page: {sample}); the site's layout may have changed: fix the "
-            f"selectors in sites/{site.name}.yaml. Pages are kept in {raw_dir}."
+        shown = ", ".join(
+            f"{n} {r:.0%} (needs {site.fields[n].min_fill_rate:.0%})"
+            for n, r in sorted(low.items())
         )
-    if len(errors) > MAX_INVALID_SHARE * len(raws):
-        raise TooManyInvalidLots(
-            f"{site.name}: {len(errors)} of {len(raws)} lots failed validation; first: {errors[0]}"
+        breaches.append(f"required fields below their fill rate: {shown}")
+    if invalid > site.checks.max_invalid_share * len(raws):
+        breaches.append(
+            f"{invalid} of {len(raws)} lots failed validation "
+            f"(at most {site.checks.max_invalid_share:.0%} may)"
+        )
+    ratio = site.checks.min_count_ratio
+    history = recent_counts[: site.checks.count_history]
+    if ratio is not None and len(history) >= 3:
+        median = statistics.median(history)
+        if len(raws) < ratio * median:
+            breaches.append(
+                f"{len(raws)} lots against a median of {median:g} over the last "
+                f"{len(history)} runs (at least {ratio:.0%} expected)"
+            )
+    return breaches
+
+
+def _jsonl(rows: list[str]) -> bytes:
+    return "".join(row + "\n" for row in rows).encode()
+
+
+def process_site(
+    site: SiteDefinition, day: date, data_root: str, recent_counts: list[int] | None = None
+) -> ProcessReport:
+    """Extract, validate and check the lots of ``site`` for ``day`` from its WARC file.
+
+    ``recent_counts`` are the site's lot counts of recent runs (most recent first), for the
+    item-count check; the caller reads them from the database.
+    """
+    root = DataRoot(Path(data_root))
+    warc = root.warc_file(day, site.name)
+    if not warc.exists():
+        raise FileNotFoundError(
+            f"{site.name}: no page backup for {day} ({warc} is missing); "
+            "run the pipeline for that day first"
+        )
+    raws: list[RawLot] = []
+    urls: list[str] = []
+    records: list[LotRecord] = []
+    errors: dict[str, str] = {}
+    for page in read_pages(warc, "lot"):
+        raw = extract_lot(site, decode_html(page.body, page.content_type), page.url)
+        raws.append(raw)
+        urls.append(page.url)
+        try:
+            records.append(normalise_lot(site, raw, page.url))
+        except LotValidationError as exc:
+            errors[page.url] = str(exc)
+
+    quarantine = root.quarantine_file(day, site.name)
+    breaches = check_run(site, raws, len(errors), recent_counts or [])
+    # On a breach every lot of the day is held back; otherwise only the invalid ones.
+    held = [
+        json.dumps({"url": url, "raw": raw, "error": errors.get(url)}, ensure_ascii=False)
+        for url, raw in zip(urls, raws, strict=True)
+        if breaches or url in errors
+    ]
+    if held:
+        write_atomic(quarantine, _jsonl(held))
+    else:
+        quarantine.unlink(missing_ok=True)  # an earlier breach of this day is resolved
+    if breaches:
+        sample = next((u for u in urls if u in errors), urls[0] if urls else warc)
+        raise LayoutChangeError(
+            f"{site.name} on {day}: {'; '.join(breaches)}. Sample page: {sample}. The site's "
+            f"layout may have changed: fix the selectors in sites/{site.name}.yaml, then "
+            f"`auction-pipeline reprocess --date {day} --site {site.name}`. "
+            f"{len(raws)} lots quarantined in {quarantine}; pages kept in {warc}."
         )
     out = root.processed_file(day, site.name)
-    lines = "".join(record.model_dump_json() + "\n" for record in records)
-    write_atomic(out, lines.encode())
+    write_atomic(out, _jsonl([record.model_dump_json() for record in records]))
     return ProcessReport(
         site=site.name,
         day=day.isoformat(),
         lots=len(records),
         invalid=len(errors),
-        fill_rates=rates,
+        fill_rates=fill_rates(site, raws),
         processed_file=str(out),
     )

@@ -1,17 +1,18 @@
 """Scrape one auction site for one sale date: listing pages, lot pages and images.
 
-Pages are kept exactly as served under ``raw/<date>/<site>/`` with a ``pages.jsonl`` index,
-so processing reads stored pages rather than the live site and can be re-run after a
-selector fix. The directory appears only when the crawl finished; images are stored once by
-content hash. One call owns one site, which keeps the per-host rate limit honest.
+Every exchange goes into the site's WARC file for the day (see ``tasks/warc.py``), which
+appears only when the crawl finished; images are also stored once by content hash, with a
+manifest per site and day. A day already scraped is not fetched again (a re-run the same day
+costs the site nothing and changes nothing) unless ``rescrape`` is asked for. One call owns
+one site, which keeps the per-host rate limit honest.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date
+from importlib import metadata
 from pathlib import Path
 
 from infra.atomic import write_atomic
@@ -19,10 +20,9 @@ from sites.loader import SiteDefinition
 from tasks.extract import extract_listing, extract_lot
 from tasks.politeness import Fetched, FetchError, PoliteFetcher
 from tasks.runinfo import RunPlace, where_am_i
-from tasks.storage import DataRoot, staged_directory, store_content_addressed
+from tasks.storage import DataRoot, store_content_addressed
+from tasks.warc import WarcRecorder, read_responses
 
-INDEX_NAME = "pages.jsonl"
-IMAGES_NAME = "images.jsonl"
 MAX_LOT_FAILURE_RATE = 0.1
 
 
@@ -42,7 +42,8 @@ class ScrapeReport:
     new_images: int
     failed_urls: list[str]
     requests_sent: int
-    raw_dir: str
+    warc_file: str
+    reused: bool = False
     place: RunPlace = field(default_factory=where_am_i)
 
 
@@ -62,41 +63,61 @@ def decode_html(body: bytes, content_type: str) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-def _page_name(url: str) -> str:
-    return hashlib.sha256(url.encode()).hexdigest()[:32] + ".html"
+def _warcinfo(site: SiteDefinition, day: date) -> dict[str, str]:
+    return {
+        "software": f"auction-pipeline/{metadata.version('auction-pipeline')} (warcio)",
+        "format": "WARC File Format 1.1",
+        "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
+        "isPartOf": f"{site.name} {day.isoformat()}",
+        "description": f"{site.house}: listing, lot and image pages of the sale on {day}",
+        "http-header-user-agent": site.user_agent,
+        "robots": "obey",
+    }
 
 
-def scrape_site(site: SiteDefinition, day: date, data_root: str) -> ScrapeReport:
-    """Crawl ``site`` for sale date ``day`` and store what was fetched under ``data_root``."""
+def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
+    """The report of a scrape whose WARC file is already complete."""
+    warc = root.warc_file(day, site.name)
+    counts: dict[str, int] = {}
+    for page in read_responses(warc):
+        if page.status == 200:
+            counts[page.kind] = counts.get(page.kind, 0) + 1
+    manifest = root.image_manifest(day, site.name)
+    images = len(manifest.read_text().splitlines()) if manifest.exists() else 0
+    return ScrapeReport(
+        site=site.name,
+        day=day.isoformat(),
+        listing_pages=counts.get("listing", 0),
+        lot_pages=counts.get("lot", 0),
+        images=images,
+        new_images=0,
+        failed_urls=[],
+        requests_sent=0,
+        warc_file=str(warc),
+        reused=True,
+    )
+
+
+def scrape_site(
+    site: SiteDefinition, day: date, data_root: str, rescrape: bool = False
+) -> ScrapeReport:
+    """Crawl ``site`` for sale date ``day`` into its WARC file under ``data_root``."""
     root = DataRoot(Path(data_root))
-    final_dir = root.raw_dir(day, site.name)
-    index: list[dict[str, object]] = []
+    warc_path = root.warc_file(day, site.name)
+    if warc_path.exists() and not rescrape:
+        return _reuse(site, day, root)
     image_rows: list[dict[str, str]] = []
     failed: list[str] = []
     failed_lots = 0
     new_images = 0
-
-    def keep(stage: Path, kind: str, fetched: Fetched) -> str:
-        name = _page_name(fetched.url)
-        write_atomic(stage / "pages" / name, fetched.body)
-        index.append(
-            {
-                "kind": kind,
-                "url": fetched.url,
-                "status": fetched.status,
-                "content_type": fetched.content_type,
-                "path": f"pages/{name}",
-                "sha256": hashlib.sha256(fetched.body).hexdigest(),
-                "fetched_at": fetched.fetched_at,
-                "attempts": fetched.attempts,
-            }
-        )
-        return decode_html(fetched.body, fetched.content_type)
-
     with (
-        PoliteFetcher(site.user_agent, site.politeness, site.hosts) as fetcher,
-        staged_directory(final_dir) as stage,
+        WarcRecorder(warc_path, _warcinfo(site, day)) as warc,
+        PoliteFetcher(site.user_agent, site.politeness, site.hosts, warc.record) as fetcher,
     ):
+
+        def html(fetched: Fetched) -> str:
+            return decode_html(fetched.body, fetched.content_type)
+
         url: str | None = site.start_url_for(day.isoformat())
         lot_urls: list[str] = []
         seen_pages: set[str] = set()
@@ -104,50 +125,57 @@ def scrape_site(site: SiteDefinition, day: date, data_root: str) -> ScrapeReport
         while url and url not in seen_pages and listing_pages < site.listing.max_pages:
             seen_pages.add(url)
             try:
-                fetched = fetcher.get(url)
+                fetched = fetcher.get(url, kind="listing")
             except FetchError as exc:
                 raise SiteScrapeError(f"{site.name}: listing page failed: {exc}") from exc
             listing_pages += 1
-            links, url = extract_listing(site, keep(stage, "listing", fetched), fetched.url)
+            links, url = extract_listing(site, html(fetched), fetched.url)
             lot_urls.extend(link for link in links if link not in lot_urls)
 
+        lot_pages = 0
         for lot_url in lot_urls:
             try:
-                fetched = fetcher.get(lot_url)
+                fetched = fetcher.get(lot_url, kind="lot")
             except FetchError as exc:
                 failed.append(str(exc))
                 failed_lots += 1
                 continue
-            raw = extract_lot(site, keep(stage, "lot", fetched), fetched.url)
+            lot_pages += 1
+            raw = extract_lot(site, html(fetched), fetched.url)
             images = raw.get("images") or []
             for image_url in images if isinstance(images, list) else [images]:
                 try:
-                    image = fetcher.get(image_url, expect=("image/",))
+                    image = fetcher.get(image_url, kind="image", expect=("image/",))
                 except FetchError as exc:
                     failed.append(str(exc))
                     continue
                 digest, is_new = store_content_addressed(root, image.body)
                 new_images += is_new
-                image_rows.append({"lot_url": fetched.url, "url": image.url, "sha256": digest})
+                image_rows.append(
+                    {
+                        "lot_url": fetched.url,
+                        "url": image.url,
+                        "sha256": digest,
+                        "path": str(root.image_path(digest).relative_to(root.path)),
+                    }
+                )
 
         if lot_urls and failed_lots / len(lot_urls) > MAX_LOT_FAILURE_RATE:
             raise SiteScrapeError(
                 f"{site.name}: {failed_lots} of {len(lot_urls)} lot pages failed "
                 f"(more than {MAX_LOT_FAILURE_RATE:.0%}); first: {failed[0]}"
             )
-        lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in index)
-        write_atomic(stage / INDEX_NAME, lines.encode())
         lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in image_rows)
-        write_atomic(stage / IMAGES_NAME, lines.encode())
+        write_atomic(root.image_manifest(day, site.name), lines.encode())
 
     return ScrapeReport(
         site=site.name,
         day=day.isoformat(),
         listing_pages=listing_pages,
-        lot_pages=sum(1 for row in index if row["kind"] == "lot"),
+        lot_pages=lot_pages,
         images=len(image_rows),
         new_images=new_images,
         failed_urls=failed,
         requests_sent=fetcher.requests_sent,
-        raw_dir=str(final_dir),
+        warc_file=str(warc_path),
     )

@@ -2,12 +2,14 @@
 
 Everything the pipeline writes lives under one data root on the shared filesystem::
 
-    raw/<date>/<site>/            pages as served + pages.jsonl index      (scrape)
-    images/sha256/<ab>/<digest>   images, content-addressed, deduplicated  (scrape)
-    processed/<date>/<site>.jsonl clean lots of one site and day           (process)
-    auction.sqlite                the database, loaded by one writer only  (load)
-    archive/<date>/               the day's BagIt bag for the researchers  (archive)
-    logs/slurm/                   Slurm job logs and rendered job scripts
+    warc/<date>/<site>-<date>.warc.gz     every request/response of the crawl    (scrape)
+    warc/<date>/<site>-<date>.images.jsonl  which image each lot page showed     (scrape)
+    images/sha256/<ab>/<digest>           images, content-addressed, deduplicated (scrape)
+    processed/<date>/<site>.jsonl         clean lots of one site and day         (process)
+    quarantine/<date>/<site>.jsonl        lots held back by a layout check       (process)
+    auction.sqlite                        the database, loaded by one writer      (load)
+    archive/<date>/                       the day's BagIt bag for researchers     (archive)
+    logs/slurm/                           Slurm job logs and rendered job scripts
 
 Files and directories appear under their final name only when complete (temp name, fsync,
 rename), so a job killed at walltime never leaves a truncated file that looks finished.
@@ -41,9 +43,21 @@ class DataRoot:
 
     path: Path
 
-    def raw_dir(self, day: date, site: str) -> Path:
-        """Where one site's pages for ``day`` are kept."""
-        return self.path / "raw" / day.isoformat() / site
+    def warc_dir(self, day: date) -> Path:
+        """The page backups of ``day``."""
+        return self.path / "warc" / day.isoformat()
+
+    def warc_file(self, day: date, site: str) -> Path:
+        """One site's WARC file for ``day``."""
+        return self.warc_dir(day) / f"{site}-{day.isoformat()}.warc.gz"
+
+    def image_manifest(self, day: date, site: str) -> Path:
+        """Which images one site's lot pages showed on ``day`` (JSON lines)."""
+        return self.warc_dir(day) / f"{site}-{day.isoformat()}.images.jsonl"
+
+    def quarantine_file(self, day: date, site: str) -> Path:
+        """Lots of one site and day held back by a layout check (JSON lines)."""
+        return self.path / "quarantine" / day.isoformat() / f"{site}.jsonl"
 
     def image_path(self, digest: str) -> Path:
         """Content-addressed location of an image with sha256 ``digest``."""
@@ -52,11 +66,6 @@ class DataRoot:
     def processed_file(self, day: date, site: str) -> Path:
         """One site's clean lots for ``day`` (JSON lines)."""
         return self.path / "processed" / day.isoformat() / f"{site}.jsonl"
-
-    @property
-    def database(self) -> Path:
-        """The SQLite database file."""
-        return self.path / "auction.sqlite"
 
     def archive_dir(self, day: date) -> Path:
         """The day's archive bag."""

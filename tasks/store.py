@@ -1,92 +1,189 @@
 """Load the day's clean lots into the database: one writer, one transaction, idempotent.
 
 Workers never touch the database; they write per-site files and this single loader reads
-them. SQLite runs in DELETE journal mode because WAL does not work on network filesystems,
-where the data root usually lives. Re-loading a day changes nothing: lots are keyed
-(site, lot_key) and observations (site, lot_key, crawl_date), both written with upserts.
+them. The schema is SQLAlchemy Core, and one upsert path serves SQLite (the default, a file in
+the data root) and PostgreSQL (``$AUCTION_PIPELINE_DATABASE_URL``, for several writers or
+remote readers). SQLite runs in DELETE journal mode because WAL does not work on network
+filesystems, where the data root usually lives.
+
+Re-loading a day changes nothing: lots are keyed (site, lot_key) with first_seen/last_seen, and
+observations are append-only, keyed (site, lot_key, crawl_date). Reprocessing a day after a
+selector fix replaces that day's observations; a lot's latest state comes from its most recent
+crawl, so loading an older day afterwards does not overwrite it.
+
+Money is exact: ``Numeric(18, 2)`` on PostgreSQL and decimal text on SQLite, where SQLAlchemy's
+Numeric goes through a float and rounds ``9999999999999999.99`` to ``10000000000000000.00``.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    Dialect,
+    Engine,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    case,
+    create_engine,
+    event,
+    func,
+    inspect,
+    make_url,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from sites.loader import SiteDefinition
 from tasks.normalise import LotRecord
 from tasks.runinfo import RunPlace, where_am_i
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS houses (
-    site TEXT PRIMARY KEY,
-    house TEXT NOT NULL,
-    currency TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS lots (
-    site TEXT NOT NULL REFERENCES houses(site),
-    lot_key TEXT NOT NULL,
-    url TEXT NOT NULL,
-    lot_number INTEGER NOT NULL,
-    title TEXT NOT NULL,
-    description TEXT,
-    currency TEXT NOT NULL,
-    estimate_low TEXT,
-    estimate_high TEXT,
-    sold INTEGER NOT NULL,
-    sold_price TEXT,
-    sale_date TEXT NOT NULL,
-    image_urls TEXT NOT NULL,
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL,
-    PRIMARY KEY (site, lot_key)
-);
-CREATE TABLE IF NOT EXISTS observations (
-    site TEXT NOT NULL,
-    lot_key TEXT NOT NULL,
-    crawl_date TEXT NOT NULL,
-    sold INTEGER NOT NULL,
-    sold_price TEXT,
-    estimate_low TEXT,
-    estimate_high TEXT,
-    raw TEXT NOT NULL,
-    PRIMARY KEY (site, lot_key, crawl_date),
-    FOREIGN KEY (site, lot_key) REFERENCES lots(site, lot_key)
-);
-"""
+DATABASE_URL_ENV = "AUCTION_PIPELINE_DATABASE_URL"
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+POSTGRES_CONNECT_TIMEOUT_S = 10
+_CENT = Decimal("0.01")
+_MAX_MONEY = Decimal("1e16")  # Numeric(18, 2): 16 digits before the point
 
-UPSERT_HOUSE = """
-INSERT INTO houses (site, house, currency) VALUES (?, ?, ?)
-ON CONFLICT (site) DO UPDATE SET house = excluded.house, currency = excluded.currency
-"""
 
-UPSERT_LOT = """
-INSERT INTO lots (site, lot_key, url, lot_number, title, description, currency, estimate_low,
-                  estimate_high, sold, sold_price, sale_date, image_urls, first_seen, last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (site, lot_key) DO UPDATE SET
-    url = excluded.url, lot_number = excluded.lot_number, title = excluded.title,
-    description = excluded.description, currency = excluded.currency,
-    estimate_low = excluded.estimate_low, estimate_high = excluded.estimate_high,
-    sold = excluded.sold, sold_price = excluded.sold_price, sale_date = excluded.sale_date,
-    image_urls = excluded.image_urls,
-    first_seen = min(lots.first_seen, excluded.first_seen),
-    last_seen = max(lots.last_seen, excluded.last_seen)
-"""
+class DatabaseConnectionError(RuntimeError):
+    """The database could not be opened; the message names the URL (password hidden) and
+    what to check."""
 
-# Same key, same values on a re-run: nothing changes. A reprocess after a selector fix
-# replaces that day's observation with the corrected one.
-UPSERT_OBSERVATION = """
-INSERT INTO observations (site, lot_key, crawl_date, sold, sold_price, estimate_low,
-                          estimate_high, raw)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (site, lot_key, crawl_date) DO UPDATE SET
-    sold = excluded.sold, sold_price = excluded.sold_price,
-    estimate_low = excluded.estimate_low, estimate_high = excluded.estimate_high,
-    raw = excluded.raw
-"""
+
+class Money(TypeDecorator[Decimal]):
+    """An exact amount with two decimals: Numeric(18, 2), stored as text on SQLite.
+
+    SQLite has no decimal type and SQLAlchemy's Numeric converts through a float there, which
+    loses digits beyond about 15; as text the Decimal round-trips exactly. Amounts are rounded
+    half away from zero to cents on both backends (what PostgreSQL's numeric does), so the
+    two store identical values.
+    """
+
+    impl = Numeric(18, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """Decimal text on SQLite, the native numeric elsewhere."""
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(24))
+        return dialect.type_descriptor(Numeric(18, 2, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        """Round to cents and refuse what Numeric(18, 2) cannot hold."""
+        if value is None:
+            return None
+        try:
+            amount = Decimal(value).quantize(_CENT, rounding=ROUND_HALF_UP)
+        except InvalidOperation:
+            raise ValueError(f"not an amount of money: {value!r}") from None
+        if not amount.is_finite() or abs(amount) >= _MAX_MONEY:
+            raise ValueError(f"amount {value} does not fit Numeric(18, 2)")
+        return str(amount) if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        """Back to Decimal (from text on SQLite)."""
+        return None if value is None else Decimal(value)
+
+
+metadata = MetaData()
+
+houses = Table(
+    "houses",
+    metadata,
+    Column("site", String, primary_key=True),
+    Column("house", String, nullable=False),
+    Column("currency", String(3), nullable=False),
+)
+
+sales = Table(
+    "sales",
+    metadata,
+    Column("site", String, primary_key=True),
+    Column("sale_date", Date, primary_key=True),
+    Column("listing_url", String, nullable=False),
+    Column("first_seen", Date, nullable=False),
+    Column("last_seen", Date, nullable=False),
+    ForeignKeyConstraint(["site"], ["houses.site"]),
+)
+
+
+def _fx_columns() -> list[Column[Any]]:
+    """The conversion to the reference currency, kept with the lot and each observation."""
+    return [
+        Column("reference_currency", String(3), nullable=False),
+        Column("sold_price_ref", Money),
+        Column("estimate_low_ref", Money),
+        Column("estimate_high_ref", Money),
+        Column("rate_date", Date),
+        Column("currency_known", Boolean, nullable=False),
+        Column("fx_data_version", String, nullable=False),
+    ]
+
+
+lots = Table(
+    "lots",
+    metadata,
+    Column("site", String, primary_key=True),
+    Column("lot_key", String, primary_key=True),
+    Column("url", String, nullable=False),
+    Column("lot_number", Integer, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text),
+    Column("currency", String(3), nullable=False),
+    Column("sale_date", Date, nullable=False),
+    Column("image_urls", Text, nullable=False, comment="JSON list of absolute URLs"),
+    Column("first_seen", Date, nullable=False),
+    Column("last_seen", Date, nullable=False),
+    Column("sold", Boolean, nullable=False),
+    Column("sold_price", Money),
+    Column("estimate_low", Money),
+    Column("estimate_high", Money),
+    *_fx_columns(),
+    ForeignKeyConstraint(["site", "sale_date"], ["sales.site", "sales.sale_date"]),
+)
+
+observations = Table(
+    "observations",
+    metadata,
+    Column("site", String, primary_key=True),
+    Column("lot_key", String, primary_key=True),
+    Column("crawl_date", Date, primary_key=True),
+    Column("sold", Boolean, nullable=False),
+    Column("sold_price", Money),
+    Column("estimate_low", Money),
+    Column("estimate_high", Money),
+    Column("currency", String(3), nullable=False),
+    *_fx_columns(),
+    Column("raw", Text, nullable=False, comment="JSON object of the extracted strings"),
+    ForeignKeyConstraint(["site", "lot_key"], ["lots.site", "lots.lot_key"]),
+)
+
+# Columns of ``lots`` that hold its latest state: taken from the most recent crawl.
+_LOT_LATEST = [
+    c.name for c in lots.columns if c.name not in ("site", "lot_key", "first_seen", "last_seen")
+]
 
 
 @dataclass(frozen=True)
@@ -101,18 +198,176 @@ class LoadReport:
     place: RunPlace = field(default_factory=where_am_i)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the database with settings that are safe on a shared filesystem."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=DELETE")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(SCHEMA)
-    return conn
+def database_url_for(data_root: Path) -> str:
+    """The database to use: ``$AUCTION_PIPELINE_DATABASE_URL``, else SQLite in the data root."""
+    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{data_root / 'auction.sqlite'}"
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+def masked(url: str | URL) -> str:
+    """``url`` with its password replaced by ``***``, for messages and reports."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _normalised_url(url: str) -> URL:
+    """Parse ``url``; a PostgreSQL URL without a driver gets psycopg (version 3)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseConnectionError(
+            f"{url.split('://')[0]}://… is not a database URL; expected e.g. "
+            "sqlite:////path/auction.sqlite or postgresql://user:password@host:5432/db "
+            f"(check ${DATABASE_URL_ENV})"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DatabaseConnectionError(
+            f"{masked(parsed)}: only SQLite and PostgreSQL are supported "
+            f"(check ${DATABASE_URL_ENV})"
+        )
+    return parsed
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Safe settings on every new SQLite connection, and real BEGIN statements.
+
+    pysqlite otherwise opens transactions lazily and commits around some statements; with
+    its own transaction handling off, the BEGIN emitted here makes ``engine.begin()`` one
+    transaction. Loads ask for BEGIN IMMEDIATE (``sqlite_begin`` execution option) so the
+    writer takes its lock up front rather than failing to upgrade a read lock.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=DELETE")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def _engine(url: str, *, create_schema: bool) -> Engine:
+    parsed = _normalised_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        file = _sqlite_file(parsed)
+        if file is not None and create_schema:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+    else:
+        engine = create_engine(parsed, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
+    if create_schema:
+        try:
+            with _connect(engine) as conn, conn.begin():
+                metadata.create_all(conn)
+        except BaseException:
+            engine.dispose()
+            raise
+    return engine
+
+
+def engine_for(url: str) -> Engine:
+    """An engine for ``url`` with the pipeline's tables created if missing.
+
+    SQLite gets DELETE journal mode, foreign keys and a busy timeout on every connection;
+    ``postgresql://`` URLs use psycopg 3. Raises :class:`DatabaseConnectionError` naming the
+    URL (password hidden) when the database cannot be reached.
+    """
+    return _engine(url, create_schema=True)
+
+
+def _connection_hint(engine: Engine) -> str:
+    if engine.dialect.name == "sqlite":
+        return (
+            "check that the directory exists and is writable by this user, and that its "
+            "filesystem supports file locking"
+        )
+    return (
+        "check that the server is running and reachable from this node (host, port, "
+        "firewall), the user name and password, and that the database exists; "
+        f"the URL comes from ${DATABASE_URL_ENV}"
+    )
+
+
+def _connect(engine: Engine) -> Connection:
+    """Open a connection, turning a failure into an error that names the URL and the fix."""
+    try:
+        return engine.connect()
+    except DBAPIError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise DatabaseConnectionError(
+            f"cannot connect to {masked(engine.url)}: {reason}; {_connection_hint(engine)}"
+        ) from error
+
+
+@contextmanager
+def transaction(
+    url: str, *, create_schema: bool = True, writer: bool = False
+) -> Iterator[Connection]:
+    """A connection to ``url`` in one transaction, committed when the block succeeds.
+
+    For readers of the database such as the archive export; the engine is disposed afterwards,
+    so nothing stays open between the pipeline's steps. A ``writer`` takes SQLite's write lock
+    when the transaction starts (BEGIN IMMEDIATE).
+    """
+    engine = _engine(url, create_schema=create_schema)
+    try:
+        with _connect(engine) as conn:
+            if writer:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+    finally:
+        engine.dispose()
+
+
+def _insert(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """The dialect's INSERT, which has ON CONFLICT DO UPDATE."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _upsert(
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    updates: Callable[[Any], Mapping[str, ColumnElement[Any]]],
+) -> None:
+    """Insert ``rows`` in one executemany; on a key conflict set ``updates(excluded)``."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    keys = [c.name for c in table.primary_key.columns]
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=keys, set_=dict(updates(stmt.excluded))),
+        rows,
+    )
+
+
+def _earlier(current: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElement[Any]:
+    return case((new < current, new), else_=current)
+
+
+def _later(current: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElement[Any]:
+    return case((new > current, new), else_=current)
 
 
 def read_records(files: Iterable[Path]) -> list[LotRecord]:
@@ -125,68 +380,156 @@ def read_records(files: Iterable[Path]) -> list[LotRecord]:
     return records
 
 
+def _observed(record: LotRecord) -> dict[str, Any]:
+    """What one crawl saw of a lot: the values kept both as latest state and as observation."""
+    return {
+        "sold": record.sold,
+        "sold_price": record.sold_price,
+        "estimate_low": record.estimate_low,
+        "estimate_high": record.estimate_high,
+        "currency": record.currency,
+        "reference_currency": record.reference_currency,
+        "sold_price_ref": record.sold_price_ref,
+        "estimate_low_ref": record.estimate_low_ref,
+        "estimate_high_ref": record.estimate_high_ref,
+        "rate_date": record.rate_date,
+        "currency_known": record.currency_known,
+        "fx_data_version": record.fx_data_version,
+    }
+
+
+def _lot_row(record: LotRecord, day: date) -> dict[str, Any]:
+    return {
+        "site": record.site,
+        "lot_key": record.lot_key,
+        "url": record.url,
+        "lot_number": record.lot_number,
+        "title": record.title,
+        "description": record.description,
+        "sale_date": record.sale_date,
+        "image_urls": json.dumps(record.image_urls, ensure_ascii=False),
+        "first_seen": day,
+        "last_seen": day,
+        **_observed(record),
+    }
+
+
+def _observation_row(record: LotRecord, day: date) -> dict[str, Any]:
+    return {
+        "site": record.site,
+        "lot_key": record.lot_key,
+        "crawl_date": day,
+        **_observed(record),
+        "raw": json.dumps(record.raw, sort_keys=True, ensure_ascii=False),
+    }
+
+
+def _count(conn: Connection, table: Table) -> int:
+    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
 def load_day(
-    day: date, sites: list[SiteDefinition], processed_files: list[str], database: str
+    day: date, sites: list[SiteDefinition], processed_files: list[str], database_url: str
 ) -> LoadReport:
-    """Upsert the day's lots and observations in one transaction; re-running is harmless."""
-    records = read_records(Path(f) for f in processed_files)
-    crawl_date = day.isoformat()
-    conn = connect(Path(database))
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        before = conn.execute("SELECT count(*) FROM lots").fetchone()[0]
-        conn.executemany(UPSERT_HOUSE, [(s.name, s.house, s.currency) for s in sites])
-        conn.executemany(
-            UPSERT_LOT,
-            [
-                (
-                    r.site,
-                    r.lot_key,
-                    r.url,
-                    r.lot_number,
-                    r.title,
-                    r.description,
-                    r.currency,
-                    _text(r.estimate_low),
-                    _text(r.estimate_high),
-                    int(r.sold),
-                    _text(r.sold_price),
-                    r.sale_date.isoformat(),
-                    json.dumps(r.image_urls),
-                    crawl_date,
-                    crawl_date,
-                )
-                for r in records
-            ],
+    """Upsert the day's houses, sales, lots and observations in one transaction.
+
+    Re-running a day changes nothing; reprocessing it replaces its observations. A lot listed
+    twice in the day's files is loaded once (the last record wins). Every record's site must
+    be among ``sites``, whose definitions give the house and the sale's listing URL.
+    """
+    records = list(
+        {(r.site, r.lot_key): r for r in read_records(map(Path, processed_files))}.values()
+    )
+    by_name = {site.name: site for site in sites}
+    unknown = sorted({r.site for r in records} - by_name.keys())
+    if unknown:
+        raise ValueError(
+            f"processed files hold lots of {', '.join(unknown)}, which are not among the "
+            f"site definitions passed to load_day ({', '.join(sorted(by_name)) or 'none'})"
         )
-        conn.executemany(
-            UPSERT_OBSERVATION,
-            [
-                (
-                    r.site,
-                    r.lot_key,
-                    crawl_date,
-                    int(r.sold),
-                    _text(r.sold_price),
-                    _text(r.estimate_low),
-                    _text(r.estimate_high),
-                    json.dumps(r.raw, sort_keys=True, ensure_ascii=False),
-                )
-                for r in records
-            ],
+    sale_rows = [
+        {
+            "site": site,
+            "sale_date": sale_date,
+            "listing_url": by_name[site].start_url_for(sale_date.isoformat()),
+            "first_seen": day,
+            "last_seen": day,
+        }
+        for site, sale_date in sorted({(r.site, r.sale_date) for r in records})
+    ]
+    with transaction(database_url, writer=True) as conn:
+        before = _count(conn, lots)
+        _upsert(
+            conn,
+            houses,
+            [{"site": s.name, "house": s.house, "currency": s.currency} for s in sites],
+            lambda new: {"house": new.house, "currency": new.currency},
         )
-        after = conn.execute("SELECT count(*) FROM lots").fetchone()[0]
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.close()
+        _upsert(
+            conn,
+            sales,
+            sale_rows,
+            lambda new: {
+                "listing_url": new.listing_url,
+                "first_seen": _earlier(sales.c.first_seen, new.first_seen),
+                "last_seen": _later(sales.c.last_seen, new.last_seen),
+            },
+        )
+
+        def lot_updates(new: Any) -> dict[str, ColumnElement[Any]]:
+            newest = new.last_seen >= lots.c.last_seen
+            return {
+                "first_seen": _earlier(lots.c.first_seen, new.first_seen),
+                "last_seen": _later(lots.c.last_seen, new.last_seen),
+                **{name: case((newest, new[name]), else_=lots.c[name]) for name in _LOT_LATEST},
+            }
+
+        _upsert(conn, lots, [_lot_row(r, day) for r in records], lot_updates)
+        _upsert(
+            conn,
+            observations,
+            [_observation_row(r, day) for r in records],
+            lambda new: {c.name: new[c.name] for c in observations.columns if not c.primary_key},
+        )
+        after = _count(conn, lots)
     return LoadReport(
-        day=crawl_date,
-        database=database,
+        day=day.isoformat(),
+        database=masked(database_url),
         lots_loaded=len(records),
         new_lots=after - before,
         lots_total=after,
     )
+
+
+def recent_lot_counts(database_url: str, site: str, before: date, runs: int = 7) -> list[int]:
+    """Observations of ``site`` per crawl date on the ``runs`` latest dates before ``before``.
+
+    Most recent first. A sudden drop against these counts suggests the site's layout changed.
+    Reading never creates the database: with no database or no observations yet, [].
+    """
+    parsed = _normalised_url(database_url)
+    if parsed.get_backend_name() == "sqlite":
+        file = _sqlite_file(parsed)
+        if file is None or not file.is_file():
+            return []
+    with transaction(database_url, create_schema=False) as conn:
+        if not inspect(conn).has_table(observations.name):
+            return []
+        query = (
+            select(func.count())
+            .where(observations.c.site == site, observations.c.crawl_date < before)
+            .group_by(observations.c.crawl_date)
+            .order_by(observations.c.crawl_date.desc())
+            .limit(runs)
+        )
+        return [int(n) for n in conn.execute(query).scalars()]
+
+
+def table_rows(database_url: str, table: str) -> list[dict[str, Any]]:
+    """Every row of one of the pipeline's tables, ordered by primary key (to compare stores)."""
+    if table not in metadata.tables:
+        raise ValueError(f"no table {table!r}; the tables are {', '.join(metadata.tables)}")
+    chosen = metadata.tables[table]
+    with transaction(database_url) as conn:
+        query = select(chosen).order_by(*chosen.primary_key.columns)
+        return [dict(row) for row in conn.execute(query).mappings()]

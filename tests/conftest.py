@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from infra import localslurm
+from infra.postgres import LocalPostgres
 from infra.prefect_api import temporary_server
 from sites.demo.server import DemoSite
 
@@ -45,6 +46,13 @@ def prefect_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect server (SQLite in a temp dir) for the session; yields its API URL."""
     with temporary_server(tmp_path_factory.mktemp("prefect"), log=lambda line: None) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throw-away real PostgreSQL server for the session (installed with apt when absent)."""
+    with LocalPostgres(log=lambda line: None) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

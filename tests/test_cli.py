@@ -14,6 +14,7 @@ import pytest
 from infra import localslurm
 from sites.demo.catalogue import Catalogue, DemoConfig
 from sites.demo.server import DemoSite
+from tasks.store import database_url_for, table_rows
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,8 @@ def test_failing_sites_fail_alone_and_the_run_ends_failed(
         "brooklyn-gallery"
     }
     conn.close()
-    assert (data_root / "raw" / "2026-03-14" / "harrow-finch" / "pages.jsonl").exists()
+    assert (data_root / "warc" / "2026-03-14" / "harrow-finch-2026-03-14.warc.gz").exists()
+    assert (data_root / "quarantine" / "2026-03-14" / "harrow-finch.jsonl").exists()
     assert not (data_root / "processed" / "2026-03-14" / "harrow-finch.jsonl").exists()
 
 
@@ -180,3 +182,29 @@ def test_slurm_profile_on_a_real_cluster_needs_a_reachable_prefect_api(cli, tmp_
     assert "export PREFECT_API_URL=" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "d").exists()
+
+
+def test_postgresql_and_sqlite_give_the_same_tables(
+    cli, prefect_api_url: str, postgres_url: str, demo_site: DemoSite, tmp_path: Path
+) -> None:
+    env = {"PREFECT_API_URL": prefect_api_url, "DEMO_SITE_URL": demo_site.url}
+    for name, url in (("sqlite", None), ("postgresql", postgres_url)):
+        backend_env = {**env, "AUCTION_PIPELINE_DATABASE_URL": url} if url else env
+        result = cli(
+            "run",
+            "--profile",
+            "local",
+            "--date",
+            "2026-03-15",
+            "--data-root",
+            str(tmp_path / name),
+            "--json",
+            env=backend_env,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads(result.stdout)["database"].startswith(name)
+    sqlite_url = database_url_for(tmp_path / "sqlite")
+    for table in ("houses", "sales", "lots", "observations"):
+        rows = table_rows(sqlite_url, table)
+        assert rows, table
+        assert table_rows(postgres_url, table) == rows, table

@@ -480,7 +480,7 @@ def test_a_bad_site_file_is_rejected_naming_file_and_field(
     path = tmp_path / "harrow-finch.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(SiteDefinitionError) as caught:
-        load_sites(["harrow-finch"], sites_dir=tmp_path)
+        load_sites(["harrow-finch"], directory=tmp_path)
     message = str(caught.value)
     assert message.startswith(f"{path}: ")
     for fragment in fragments:
@@ -506,4 +506,4 @@ def test_a_file_that_is_not_utf8_or_misnamed_is_rejected(tmp_path: Path) -> None
     with pytest.raises(SiteDefinitionError, match="must match the file name 'other'"):
         load_site_file(misnamed)
     with pytest.raises(SiteDefinitionError, match=r"unknown site.*sothebys"):
-        load_sites(["sothebys"], sites_dir=tmp_path)
+        load_sites(["sothebys"], directory=tmp_path)

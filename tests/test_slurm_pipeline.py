@@ -93,7 +93,7 @@ def test_daily_pipeline_on_dev_partition(
     bag = bagit.Bag(summary["archive"])
     bag.validate()
     assert "sha256" in bag.algorithms
-    lines = (Path(summary["archive"]) / "data" / "lots.csv").read_text().splitlines()
+    lines = (Path(summary["archive"]) / "data" / "tables" / "lots.csv").read_text().splitlines()
     assert len(lines) == len(expected) + 1
 
     # The rendered job script was saved where the user can read it.

@@ -32,6 +32,7 @@ class DemoConfig:
     retry_after: int = 1
     changed_layout: frozenset[str] = field(default_factory=frozenset)
     crawl_delay: float | None = None
+    disallow: tuple[str, ...] = ()  # extra robots.txt Disallow paths, e.g. one lot's URL
     unreachable: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:

@@ -291,9 +291,10 @@ def render_index(today: date) -> str:
     )
 
 
-def render_robots(crawl_delay: float | None = None) -> str:
-    """robots.txt: everything but ``/admin/`` is allowed; ``Crawl-delay`` when one is set."""
-    lines = ["User-agent: *", "Disallow: /admin/"]
+def render_robots(crawl_delay: float | None = None, disallow: tuple[str, ...] = ()) -> str:
+    """robots.txt: everything but ``/admin/`` and ``disallow`` is allowed; ``Crawl-delay``
+    when one is set."""
+    lines = ["User-agent: *", "Disallow: /admin/", *(f"Disallow: {path}" for path in disallow)]
     if crawl_delay is not None:
         lines.append(f"Crawl-delay: {crawl_delay:g}")
     return "\n".join(lines) + "\n"

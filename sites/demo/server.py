@@ -88,7 +88,11 @@ def route(catalogue: Catalogue, target: str, today: date | None = None) -> Reply
     parts = urlsplit(target)
     path = unquote(parts.path)
     if path == "/robots.txt":
-        return Reply(200, TEXT, render_robots(catalogue.config.crawl_delay).encode("utf-8"))
+        return Reply(
+            200,
+            TEXT,
+            render_robots(catalogue.config.crawl_delay, catalogue.config.disallow).encode("utf-8"),
+        )
     if path == "/":
         return _html(200, render_index(today or date.today()))
     match path.split("/")[1:]:

@@ -1,0 +1,66 @@
+"""Re-extract a past day from its stored page backups, without touching the sites.
+
+After a selector fix in ``sites/<name>.yaml`` (say, because the layout check quarantined a
+day), this flow processes the day's WARC files again, loads the result (replacing that day's
+observations) and rebuilds the day's archive. No request is sent to any auction site.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.client.schemas.objects import State
+from prefect.context import get_run_context
+
+from flows.stages import EXPECTED_DURATIONS, Run
+from infra.runner import ProfileTaskRunner
+from sites.loader import SiteDefinitionError, load_sites
+from tasks.storage import DataRoot, default_data_root
+from tasks.store import database_url_for
+
+
+@flow(
+    name="reprocess-day",
+    task_runner=ProfileTaskRunner(expected_durations=EXPECTED_DURATIONS),
+    log_prints=True,
+)
+def reprocess_day(
+    date: dt.date,
+    sites: list[str] | None = None,
+    profile: str = "local",
+    data_root: str | None = None,
+) -> State[Any]:
+    """Process, load and archive ``date`` again from its WARC files.
+
+    Args:
+        date: the day to reprocess.
+        sites: site names (default: every site with a page backup for that day).
+        profile: cluster profile from ``infra/profiles.yaml``.
+        data_root: where backups, database and archive live (default: ``data/``).
+    """
+    root = Path(data_root) if data_root else default_data_root()
+    names = sites or backed_up_sites(root, date)
+    if not names:
+        raise SiteDefinitionError(f"no page backups for {date} in {DataRoot(root).warc_dir(date)}")
+    run = Run(
+        day=date,
+        data_root=str(root),
+        database_url=database_url_for(root),
+        flow_run_id=str(get_run_context().flow_run.id),  # type: ignore[union-attr]
+        sites={s.name: s for s in load_sites(names)},
+    )
+    run.collect_processing({run.submit_process(name): name for name in run.sites})
+    run.load_and_archive()
+    return run.final_state()
+
+
+def backed_up_sites(root: Path, day: dt.date) -> list[str]:
+    """The sites with a complete WARC file for ``day``."""
+    suffix = f"-{day.isoformat()}.warc.gz"
+    directory = DataRoot(root).warc_dir(day)
+    if not directory.is_dir():
+        return []
+    return sorted(p.name.removesuffix(suffix) for p in directory.glob(f"*{suffix}"))

@@ -1,0 +1,282 @@
+"""Export one day's tables from the database for the archive: CSV, Parquet and a data dictionary.
+
+``lots`` holds each lot observed on the day with what that day's crawl saw of it (sold, prices,
+estimates, converted amounts), so a day's bag reads the same when it is rebuilt after later
+days changed the lots' latest state; ``observations`` holds the day's observations as stored.
+
+The files are deterministic, so rebuilding a bag from the same data gives byte-identical files
+and an unchanged manifest: rows in a fixed order that ends with the primary key, columns in the
+order of :data:`LOT_COLUMNS` / :data:`OBSERVATION_COLUMNS`, and no timestamps (Parquet records
+only the writer's version). Those two lists also write ``data-dictionary.md``, so the
+dictionary cannot drift from the files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Connection, Table, and_, select
+
+from infra.atomic import write_atomic
+from tasks.store import houses, lots, observations, transaction
+
+Kind = Literal["text", "integer", "money", "date", "boolean"]
+
+ARROW_TYPES: dict[Kind, pa.DataType] = {
+    "text": pa.string(),
+    "integer": pa.int64(),
+    "money": pa.decimal128(18, 2),
+    "date": pa.date32(),
+    "boolean": pa.bool_(),
+}
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "write_statistics": True,
+    "use_dictionary": True,
+    "version": "2.6",
+}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One exported column: where it is read from, its type, unit or format, and meaning."""
+
+    name: str
+    table: Table
+    kind: Kind
+    unit: str
+    meaning: str
+
+
+def _observed(table: Table) -> list[ColumnSpec]:
+    """What one crawl saw of a lot, as kept in ``table``."""
+    return [
+        ColumnSpec("sold", table, "boolean", "true/false", "whether the lot was shown as sold"),
+        ColumnSpec("currency", table, "text", "ISO 4217 code", "currency of the amounts below"),
+        ColumnSpec(
+            "sold_price", table, "money", "amount in currency", "hammer price; empty if unsold"
+        ),
+        ColumnSpec("estimate_low", table, "money", "amount in currency", "low estimate"),
+        ColumnSpec("estimate_high", table, "money", "amount in currency", "high estimate"),
+        ColumnSpec(
+            "reference_currency",
+            table,
+            "text",
+            "ISO 4217 code",
+            "currency the *_ref amounts are converted to",
+        ),
+        ColumnSpec(
+            "sold_price_ref",
+            table,
+            "money",
+            "amount in reference_currency",
+            "sold_price converted at the rate of rate_date; empty if unsold or not converted",
+        ),
+        ColumnSpec(
+            "estimate_low_ref",
+            table,
+            "money",
+            "amount in reference_currency",
+            "estimate_low converted; empty if no estimate or not converted",
+        ),
+        ColumnSpec(
+            "estimate_high_ref",
+            table,
+            "money",
+            "amount in reference_currency",
+            "estimate_high converted; empty if no estimate or not converted",
+        ),
+        ColumnSpec(
+            "rate_date",
+            table,
+            "date",
+            "YYYY-MM-DD",
+            "day of the ECB exchange rate used; empty if not converted",
+        ),
+        ColumnSpec(
+            "currency_known",
+            table,
+            "boolean",
+            "true/false",
+            "false when the rate data does not know currency: amounts kept, never converted",
+        ),
+        ColumnSpec(
+            "fx_data_version", table, "text", "free text", "exchange-rate data used for *_ref"
+        ),
+    ]
+
+
+LOT_COLUMNS: list[ColumnSpec] = [
+    ColumnSpec("site", lots, "text", "site name", "site definition the lot was scraped with"),
+    ColumnSpec("house", houses, "text", "name", "auction house"),
+    ColumnSpec("lot_key", lots, "text", "identifier", "the lot within its site (URL's last part)"),
+    ColumnSpec("crawl_date", observations, "date", "YYYY-MM-DD", "day the lot was observed"),
+    ColumnSpec("lot_number", lots, "integer", "number", "lot number in the sale"),
+    ColumnSpec("title", lots, "text", "text", "lot title as shown"),
+    ColumnSpec("description", lots, "text", "text", "lot description as shown; may be empty"),
+    ColumnSpec("url", lots, "text", "absolute URL", "the lot's page"),
+    ColumnSpec("sale_date", lots, "date", "YYYY-MM-DD", "date of the sale the lot is in"),
+    ColumnSpec("image_urls", lots, "text", "JSON list of URLs", "the lot's images"),
+    ColumnSpec("first_seen", lots, "date", "YYYY-MM-DD", "first crawl date the lot was seen on"),
+    *_observed(observations),
+]
+
+OBSERVATION_COLUMNS: list[ColumnSpec] = [
+    ColumnSpec("site", observations, "text", "site name", "site definition of the lot"),
+    ColumnSpec("lot_key", observations, "text", "identifier", "the lot within its site"),
+    ColumnSpec("crawl_date", observations, "date", "YYYY-MM-DD", "day of the observation"),
+    *_observed(observations),
+    ColumnSpec(
+        "raw",
+        observations,
+        "text",
+        "JSON object, sorted keys",
+        "strings extracted from the page, before parsing, for audit",
+    ),
+]
+
+TABLES: dict[str, tuple[list[ColumnSpec], str]] = {
+    "lots": (
+        LOT_COLUMNS,
+        "One row per lot observed on the day: what the lot is, and what that day's crawl saw "
+        "of it. Ordered by site, lot_number, lot_key.",
+    ),
+    "observations": (
+        OBSERVATION_COLUMNS,
+        "The day's observations as stored, one per lot (append-only in the database). "
+        "Ordered by site, lot_key.",
+    ),
+}
+
+
+def _query_lots(conn: Connection, day: date) -> list[dict[str, Any]]:
+    joined = observations.join(
+        lots, and_(lots.c.site == observations.c.site, lots.c.lot_key == observations.c.lot_key)
+    ).join(houses, houses.c.site == lots.c.site)
+    query = (
+        select(*(spec.table.c[spec.name].label(spec.name) for spec in LOT_COLUMNS))
+        .select_from(joined)
+        .where(observations.c.crawl_date == day)
+        .order_by(lots.c.site, lots.c.lot_number, lots.c.lot_key)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _query_observations(conn: Connection, day: date) -> list[dict[str, Any]]:
+    query = (
+        select(*(observations.c[spec.name] for spec in OBSERVATION_COLUMNS))
+        .where(observations.c.crawl_date == day)
+        .order_by(*observations.primary_key.columns)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _csv_text(value: Any, kind: Kind) -> str:
+    if value is None:
+        return ""
+    if kind == "boolean":
+        return "true" if value else "false"
+    if kind == "money":
+        return f"{Decimal(value):.2f}"
+    if kind == "date":
+        return str(value.isoformat())
+    return str(value)
+
+
+def render_csv(columns: Sequence[ColumnSpec], rows: Sequence[dict[str, Any]]) -> bytes:
+    """CSV with a header row; empty field = missing, true/false, ISO dates, 2-decimal amounts."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([spec.name for spec in columns])
+    for row in rows:
+        writer.writerow([_csv_text(row[spec.name], spec.kind) for spec in columns])
+    return buffer.getvalue().encode("utf-8")
+
+
+def arrow_schema(columns: Sequence[ColumnSpec]) -> pa.Schema:
+    """The Parquet schema of a file: types from the column kinds, meanings as field metadata."""
+    return pa.schema(
+        [
+            pa.field(
+                spec.name,
+                ARROW_TYPES[spec.kind],
+                metadata={"unit": spec.unit, "meaning": spec.meaning},
+            )
+            for spec in columns
+        ]
+    )
+
+
+def render_parquet(columns: Sequence[ColumnSpec], rows: Sequence[dict[str, Any]]) -> bytes:
+    """Parquet bytes of ``rows``; the same rows always give the same bytes."""
+    schema = arrow_schema(columns)
+    table = pa.Table.from_pylist(
+        [{spec.name: row[spec.name] for spec in columns} for row in rows], schema=schema
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **PARQUET_OPTIONS)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_data_dictionary(day: date) -> bytes:
+    """``data-dictionary.md``: per file, each column's type, unit or format, and meaning."""
+    lines = [
+        f"# Data dictionary: tables for {day.isoformat()}",
+        "",
+        "Each table comes as CSV (UTF-8, header row, `\\n` line ends; an empty field is a "
+        "missing value, booleans are `true`/`false`, dates `YYYY-MM-DD`, amounts decimal "
+        "numbers with two decimals) and as Parquet with the types below. Amounts are exact "
+        "decimals, never floats.",
+    ]
+    for name, (columns, about) in TABLES.items():
+        lines += [
+            "",
+            f"## {name}.csv, {name}.parquet",
+            "",
+            about,
+            "",
+            "| column | type | unit / format | meaning |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {spec.name} | {ARROW_TYPES[spec.kind]} | {_cell(spec.unit)} | "
+            f"{_cell(spec.meaning)} |"
+            for spec in columns
+        ]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def export_day(database_url: str, day: date, out_dir: Path) -> list[Path]:
+    """Write the day's lots and observations (CSV and Parquet) and their data dictionary.
+
+    Returns the paths written, in a fixed order. Each file is written atomically; re-running
+    on the same data gives byte-identical files.
+    """
+    with transaction(database_url) as conn:
+        contents = {"lots": _query_lots(conn, day), "observations": _query_observations(conn, day)}
+    written = []
+    for name, (columns, _) in TABLES.items():
+        rows = contents[name]
+        for path, data in (
+            (out_dir / f"{name}.csv", render_csv(columns, rows)),
+            (out_dir / f"{name}.parquet", render_parquet(columns, rows)),
+        ):
+            write_atomic(path, data)
+            written.append(path)
+    dictionary = out_dir / "data-dictionary.md"
+    write_atomic(dictionary, render_data_dictionary(day))
+    written.append(dictionary)
+    return written
