@@ -53,6 +53,7 @@ def daily_pipeline(
         data_root=str(root),
         database_url=database_url_for(root),
         flow_run_id=str(get_run_context().flow_run.id),  # type: ignore[union-attr]
+        flow_name=get_run_context().flow.name,  # type: ignore[union-attr]
         sites={s.name: s for s in load_sites(sites)},
     )
     scrapes = {

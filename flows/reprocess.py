@@ -50,6 +50,7 @@ def reprocess_day(
         data_root=str(root),
         database_url=database_url_for(root),
         flow_run_id=str(get_run_context().flow_run.id),  # type: ignore[union-attr]
+        flow_name=get_run_context().flow.name,  # type: ignore[union-attr]
         sites={s.name: s for s in load_sites(names)},
     )
     run.collect_processing({run.submit_process(name): name for name in run.sites})

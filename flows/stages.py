@@ -51,6 +51,7 @@ class Run:
     data_root: str
     database_url: str
     flow_run_id: str
+    flow_name: str
     sites: dict[str, SiteDefinition]
     failures: dict[str, str] = field(default_factory=dict)
     places: list[RunPlace] = field(default_factory=list)
@@ -118,6 +119,7 @@ class Run:
             }
         loaded = self.loaded
         return {
+            "flow": self.flow_name,
             "flow_run_id": self.flow_run_id,
             "date": self.day.isoformat(),
             "data_root": self.data_root,

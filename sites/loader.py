@@ -123,6 +123,9 @@ class Politeness(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     requests_per_second: Annotated[float, Field(gt=0, le=50)] = 2.0
+    # Requests in flight at once; the rate limit above holds across all of them. More than 1
+    # only helps when the site's response time exceeds the interval between requests.
+    concurrency: Annotated[int, Field(ge=1, le=16)] = 1
     max_retries: Annotated[int, Field(ge=0, le=10)] = 4
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
     max_page_bytes: Annotated[int, Field(gt=0)] = 5_000_000

@@ -8,6 +8,7 @@ keeps its raw bytes so the page can be stored exactly as served.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ class PoliteFetcher:
     _robots_errors: dict[str, str] = field(default_factory=dict, init=False)
     _next_request_at: float = field(default=0.0, init=False)
     requests_sent: int = field(default=0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _robots_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.client = httpx.Client(
@@ -142,32 +145,46 @@ class PoliteFetcher:
         return max(1.0 / self.politeness.requests_per_second, float(delay or 0.0))
 
     def _wait_turn(self, url: str) -> None:
-        now = time.monotonic()
-        if now < self._next_request_at:
-            time.sleep(self._next_request_at - now)
-        self._next_request_at = time.monotonic() + self._interval(url)
+        """Wait for this request's slot: one per interval for the host, across all threads."""
+        interval = self._interval(url)
+        with self._lock:
+            start = max(time.monotonic(), self._next_request_at)
+            self._next_request_at = start + interval
+            self.requests_sent += 1
+        time.sleep(max(0.0, start - time.monotonic()))
+
+    def _pause_host(self, seconds: float) -> None:
+        """Hold every thread's next request back (the host asked us to slow down)."""
+        with self._lock:
+            self._next_request_at = max(self._next_request_at, time.monotonic() + seconds)
 
     def _robots_for(self, url: str) -> Protego | None:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
-        if origin not in self._robots:
-            try:
-                self.requests_sent += 1
-                response = self.client.get(f"{origin}/robots.txt", follow_redirects=True)
-            except httpx.HTTPError as exc:
-                # RFC 9309 2.3.1.4: robots.txt unreachable -> assume complete disallow.
-                self._robots[origin] = Protego.parse(DISALLOW_ALL)
-                self._robots_errors[origin] = f"{type(exc).__name__}: {exc}"
-            else:
-                # RFC 9309: 4xx means no restrictions; 5xx means assume disallow-all.
-                if response.status_code >= 500:
-                    text = DISALLOW_ALL
-                elif response.status_code >= 400:
-                    text = ""
-                else:
-                    text = response.text
-                self._robots[origin] = Protego.parse(text)
+        with self._robots_lock:
+            if origin not in self._robots:
+                self._fetch_robots(origin)
         return self._robots[origin]
+
+    def _fetch_robots(self, origin: str) -> None:
+        """Fetch and parse ``origin``'s robots.txt, following RFC 9309 on errors."""
+        with self._lock:
+            self.requests_sent += 1
+        try:
+            response = self.client.get(f"{origin}/robots.txt", follow_redirects=True)
+        except httpx.HTTPError as exc:
+            # RFC 9309 2.3.1.4: robots.txt unreachable -> assume complete disallow.
+            self._robots[origin] = Protego.parse(DISALLOW_ALL)
+            self._robots_errors[origin] = f"{type(exc).__name__}: {exc}"
+            return
+        # RFC 9309: 4xx means no restrictions; 5xx means assume disallow-all.
+        if response.status_code >= 500:
+            text = DISALLOW_ALL
+        elif response.status_code >= 400:
+            text = ""
+        else:
+            text = response.text
+        self._robots[origin] = Protego.parse(text)
 
     def allowed(self, url: str) -> bool:
         """Whether robots.txt lets our user agent fetch ``url``."""
@@ -200,14 +217,12 @@ class PoliteFetcher:
         attempts = 0
         while True:
             attempts += 1
-            self._wait_turn(url)
-            self.requests_sent += 1
             try:
                 exchange = self._get_capped(url, kind)
             except httpx.HTTPError as exc:
                 if attempts > self.politeness.max_retries:
                     raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
-                time.sleep(backoff_seconds(attempts))
+                self._pause_host(backoff_seconds(attempts))
                 continue
             status = exchange.status
             if status in RETRY_STATUSES and attempts <= self.politeness.max_retries:
@@ -216,7 +231,7 @@ class PoliteFetcher:
                     wait = backoff_seconds(attempts)
                 if wait > self.politeness.max_retry_after_seconds:
                     raise FetchError(f"{url}: HTTP {status} asks to retry after {wait:.0f} s")
-                time.sleep(wait)
+                self._pause_host(wait)  # the whole host slows down, not just this thread
                 continue
             if status >= 400:
                 raise FetchError(f"{url}: HTTP {status} after {attempts} attempt(s)")
@@ -239,7 +254,8 @@ class PoliteFetcher:
         raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
     def _get_one(self, url: str, kind: str) -> Exchange:
-        """One GET with the body capped at ``max_page_bytes`` (a runaway page is an error)."""
+        """One GET in its rate-limit slot, body capped at ``max_page_bytes`` (larger: error)."""
+        self._wait_turn(url)
         cap = self.politeness.max_page_bytes
         with self.client.stream("GET", url) as response:
             chunks, size = [], 0

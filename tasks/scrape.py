@@ -10,6 +10,7 @@ one site, which keeps the per-host rate limit honest.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import metadata
@@ -45,6 +46,16 @@ class ScrapeReport:
     warc_file: str
     reused: bool = False
     place: RunPlace = field(default_factory=where_am_i)
+
+
+@dataclass
+class LotFetch:
+    """What fetching one lot page and its images gave."""
+
+    ok: bool
+    failures: list[str] = field(default_factory=list)
+    images: list[dict[str, str]] = field(default_factory=list)
+    new_images: int = 0
 
 
 def decode_html(body: bytes, content_type: str) -> str:
@@ -108,7 +119,6 @@ def scrape_site(
         return _reuse(site, day, root)
     image_rows: list[dict[str, str]] = []
     failed: list[str] = []
-    failed_lots = 0
     new_images = 0
     with (
         WarcRecorder(warc_path, _warcinfo(site, day)) as warc,
@@ -132,26 +142,24 @@ def scrape_site(
             links, url = extract_listing(site, html(fetched), fetched.url)
             lot_urls.extend(link for link in links if link not in lot_urls)
 
-        lot_pages = 0
-        for lot_url in lot_urls:
+        def fetch_lot(lot_url: str) -> LotFetch:
+            """One lot page and its images; failures are reported, not raised."""
             try:
                 fetched = fetcher.get(lot_url, kind="lot")
             except FetchError as exc:
-                failed.append(str(exc))
-                failed_lots += 1
-                continue
-            lot_pages += 1
+                return LotFetch(ok=False, failures=[str(exc)])
+            result = LotFetch(ok=True)
             raw = extract_lot(site, html(fetched), fetched.url)
             images = raw.get("images") or []
             for image_url in images if isinstance(images, list) else [images]:
                 try:
                     image = fetcher.get(image_url, kind="image", expect=("image/",))
                 except FetchError as exc:
-                    failed.append(str(exc))
+                    result.failures.append(str(exc))
                     continue
                 digest, is_new = store_content_addressed(root, image.body)
-                new_images += is_new
-                image_rows.append(
+                result.new_images += is_new
+                result.images.append(
                     {
                         "lot_url": fetched.url,
                         "url": image.url,
@@ -159,6 +167,17 @@ def scrape_site(
                         "path": str(root.image_path(digest).relative_to(root.path)),
                     }
                 )
+            return result
+
+        # Lots in parallel up to the site's concurrency; the fetcher's rate limit is shared.
+        with ThreadPoolExecutor(site.politeness.concurrency) as pool:
+            lots = list(pool.map(fetch_lot, lot_urls))
+        lot_pages = sum(lot.ok for lot in lots)
+        failed_lots = len(lots) - lot_pages
+        for lot in lots:
+            failed.extend(lot.failures)
+            image_rows.extend(lot.images)
+            new_images += lot.new_images
 
         if lot_urls and failed_lots / len(lot_urls) > MAX_LOT_FAILURE_RATE:
             raise SiteScrapeError(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class WarcRecorder:
         self.path = path
         self.info = info
         self.exchanges = 0
+        self._lock = threading.Lock()  # fetch threads share one file
         self._tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
         self._file: BinaryIO | None = None
         self._writer: Any = None
@@ -82,8 +84,9 @@ class WarcRecorder:
             ),
             warc_headers_dict={"WARC-Date": date, KIND_HEADER: exchange.kind},
         )
-        writer.write_request_response_pair(request, response)
-        self.exchanges += 1
+        with self._lock:
+            writer.write_request_response_pair(request, response)
+            self.exchanges += 1
 
     def __exit__(
         self,

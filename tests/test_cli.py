@@ -14,6 +14,7 @@ import pytest
 from infra import localslurm
 from sites.demo.catalogue import Catalogue, DemoConfig
 from sites.demo.server import DemoSite
+from sites.loader import SITES_DIR
 from tasks.store import database_url_for, table_rows
 
 
@@ -208,3 +209,31 @@ def test_postgresql_and_sqlite_give_the_same_tables(
         rows = table_rows(sqlite_url, table)
         assert rows, table
         assert table_rows(postgres_url, table) == rows, table
+
+
+def test_sites_check_shows_what_each_selector_extracts(cli, tmp_path: Path) -> None:
+    from sites.demo.catalogue import HOUSES
+    from sites.demo.pages import render_lot
+
+    lot = Catalogue(DemoConfig()).lots("hotel-lumiere", date(2026, 3, 14))[0]
+    page = tmp_path / "lot.html"
+    page.write_text(render_lot(lot), encoding="utf-8")
+    result = cli("sites", "check", "sites/hotel-lumiere.yaml", "--page", str(page), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "valid site definition 'hotel-lumiere'" in result.stdout
+    assert repr(lot.title) in result.stdout and "record: ok" in result.stdout
+    assert "sold_price_ref" in result.stdout and HOUSES["hotel-lumiere"].currency in result.stdout
+
+    changed = tmp_path / "changed.html"
+    changed.write_text(render_lot(lot, changed_layout=True), encoding="utf-8")
+    result = cli("sites", "check", "sites/hotel-lumiere.yaml", "--page", str(changed), timeout=60)
+    assert result.returncode == 0
+    assert "title         MISSING" in result.stdout and "record: INVALID" in result.stdout
+
+    broken = tmp_path / "hotel-lumiere.yaml"
+    broken.write_text(
+        (SITES_DIR / "hotel-lumiere.yaml").read_text().replace('css: "h1', 'css: "h1[[[')
+    )
+    result = cli("sites", "check", str(broken), timeout=60)
+    assert result.returncode == 2
+    assert str(broken) in result.stderr and "title" in result.stderr
