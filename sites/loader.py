@@ -7,11 +7,13 @@ any request is sent, with an error naming the file, the field and what was expec
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import parsel
@@ -168,6 +170,11 @@ class SiteDefinition(BaseModel):
     fields: dict[str, FieldRule]
     politeness: Politeness = Politeness()
     checks: Checks = Checks()
+    hook: str | None = Field(
+        None,
+        description="a Python file beside this one defining adjust_lot(raw, html, url) -> raw,"
+        " for the odd site that selectors alone cannot read (resolved to an absolute path)",
+    )
 
     @field_validator("fields")
     @classmethod
@@ -295,7 +302,36 @@ def load_site_file(path: Path) -> SiteDefinition:
         raise SiteDefinitionError(
             f"{path}: name {site.name!r} must match the file name {path.stem!r}"
         )
+    if site.hook is not None:
+        hook = (path.parent / site.hook).resolve()
+        try:
+            load_hook(str(hook))
+        except SiteDefinitionError as exc:
+            raise SiteDefinitionError(f"{path}: hook: {exc}") from exc
+        site = site.model_copy(update={"hook": str(hook)})
     return site
+
+
+HOOK_FUNCTION = "adjust_lot"
+
+
+@functools.lru_cache(maxsize=64)
+def load_hook(path: str) -> Callable[[dict[str, Any], str, str], dict[str, Any]]:
+    """The ``adjust_lot`` function of a site's hook file, imported once per process."""
+    spec = importlib.util.spec_from_file_location(f"site_hook_{Path(path).stem}", path)
+    if spec is None or spec.loader is None or not Path(path).is_file():
+        raise SiteDefinitionError(f"{path} is not a readable Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise SiteDefinitionError(f"{path} failed to import: {type(exc).__name__}: {exc}") from exc
+    function = getattr(module, HOOK_FUNCTION, None)
+    if not callable(function):
+        raise SiteDefinitionError(
+            f"{path} must define {HOOK_FUNCTION}(raw: dict, html: str, url: str) -> dict"
+        )
+    return cast(Callable[[dict[str, Any], str, str], dict[str, Any]], function)
 
 
 def available_sites(directory: Path | None = None) -> list[str]:

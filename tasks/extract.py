@@ -17,7 +17,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import parsel
 
-from sites.loader import Selector, SiteDefinition
+from sites.loader import Selector, SiteDefinition, load_hook
 
 RawValue = str | list[str] | None
 """One extracted field: a string, a list of strings for ``many`` rules, None if nothing matched."""
@@ -108,7 +108,8 @@ def extract_lot(site: SiteDefinition, html: str, page_url: str) -> RawLot:
 
     A rule yields its first non-empty match (a list of all of them when ``many``), or None
     when its selector finds nothing, so a missing field is told apart from an empty list.
-    Values of :data:`URL_FIELDS` are made absolute against ``page_url``.
+    Values of :data:`URL_FIELDS` are made absolute against ``page_url``. A site with a
+    ``hook`` file gets its ``adjust_lot(raw, html, url)`` applied last.
     """
     page = _page(html)
     raw: RawLot = {}
@@ -120,4 +121,7 @@ def extract_lot(site: SiteDefinition, html: str, page_url: str) -> RawLot:
             raw[name] = values or None
         else:
             raw[name] = values[0] if values else None
+    if site.hook is not None:
+        adjusted = load_hook(site.hook)(dict(raw), html, page_url)
+        raw = {str(k): v for k, v in adjusted.items()}
     return raw

@@ -25,6 +25,7 @@ from sites.loader import (
     SITES_DIR,
     SiteDefinition,
     SiteDefinitionError,
+    load_hook,
     load_site_file,
     load_sites,
 )
@@ -507,3 +508,26 @@ def test_a_file_that_is_not_utf8_or_misnamed_is_rejected(tmp_path: Path) -> None
         load_site_file(misnamed)
     with pytest.raises(SiteDefinitionError, match=r"unknown site.*sothebys"):
         load_sites(["sothebys"], directory=tmp_path)
+
+
+def test_a_python_hook_adjusts_what_the_selectors_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEMO_SITE_URL", "http://demo.test")
+    text = (SITES_DIR / "harrow-finch.yaml").read_text(encoding="utf-8")
+    (tmp_path / "harrow-finch.yaml").write_text(text + "hook: harrow_fix.py\n", encoding="utf-8")
+    (tmp_path / "harrow_fix.py").write_text(
+        "def adjust_lot(raw, html, url):\n    raw['title'] = raw['title'].upper()\n    return raw\n"
+    )
+    (site,) = load_sites(["harrow-finch"], directory=tmp_path)
+    assert site.hook == str((tmp_path / "harrow_fix.py").resolve())
+    lot = Catalogue(DemoConfig()).lots("harrow-finch", date(2026, 3, 14))[0]
+    url = f"http://demo.test/harrow-finch/lot/{lot.lot_id}"
+    record = normalise_lot(site, extract_lot(site, render_lot(lot), url), url)
+    assert record.title == lot.title.upper()
+
+    (tmp_path / "harrow_fix.py").write_text("def something_else(raw, html, url):\n    pass\n")
+    load_hook.cache_clear()
+    with pytest.raises(SiteDefinitionError, match="must define adjust_lot") as info:
+        load_sites(["harrow-finch"], directory=tmp_path)
+    assert "harrow-finch.yaml: hook:" in str(info.value)
