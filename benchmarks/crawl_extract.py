@@ -31,13 +31,13 @@ import parsel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig  # noqa: E402
-from sites.demo.pages import render_lot  # noqa: E402
-from sites.demo.server import DemoSite  # noqa: E402
-from sites.loader import load_sites  # noqa: E402
-from tasks.extract import extract_lot  # noqa: E402
-from tasks.normalise import normalise_lot  # noqa: E402
-from tasks.scrape import scrape_site  # noqa: E402
+from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
+from sites.demo.pages import render_lot
+from sites.demo.server import DemoSite
+from sites.loader import load_sites
+from tasks.extract import extract_lot
+from tasks.normalise import normalise_lot
+from tasks.scrape import scrape_site
 
 DAY = date(2026, 3, 14)
 

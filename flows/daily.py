@@ -14,15 +14,12 @@ from typing import Any
 
 from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.context import get_run_context
 from prefect.futures import PrefectFuture, as_completed
 
 from flows.stages import EXPECTED_DURATIONS, Run, outcome, scrape_task
 from infra.runner import ProfileTaskRunner
-from sites.loader import load_sites
 from tasks.process import ProcessReport
 from tasks.storage import default_data_root
-from tasks.store import database_url_for
 
 
 @flow(
@@ -48,14 +45,7 @@ def daily_pipeline(
     """
     day = date or dt.date.today()
     root = Path(data_root) if data_root else default_data_root()
-    run = Run(
-        day=day,
-        data_root=str(root),
-        database_url=database_url_for(root),
-        flow_run_id=str(get_run_context().flow_run.id),  # type: ignore[union-attr]
-        flow_name=get_run_context().flow.name,  # type: ignore[union-attr]
-        sites={s.name: s for s in load_sites(sites)},
-    )
+    run = Run.start(day, root, sites)
     scrapes = {
         scrape_task.submit(site, day, run.data_root, rescrape): name
         for name, site in run.sites.items()

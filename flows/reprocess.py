@@ -13,13 +13,11 @@ from typing import Any
 
 from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.context import get_run_context
 
 from flows.stages import EXPECTED_DURATIONS, Run
 from infra.runner import ProfileTaskRunner
-from sites.loader import SiteDefinitionError, load_sites
+from sites.loader import SiteDefinitionError
 from tasks.storage import DataRoot, default_data_root
-from tasks.store import database_url_for
 
 
 @flow(
@@ -45,14 +43,7 @@ def reprocess_day(
     names = sites or backed_up_sites(root, date)
     if not names:
         raise SiteDefinitionError(f"no page backups for {date} in {DataRoot(root).warc_dir(date)}")
-    run = Run(
-        day=date,
-        data_root=str(root),
-        database_url=database_url_for(root),
-        flow_run_id=str(get_run_context().flow_run.id),  # type: ignore[union-attr]
-        flow_name=get_run_context().flow.name,  # type: ignore[union-attr]
-        sites={s.name: s for s in load_sites(names)},
-    )
+    run = Run.start(date, root, names)
     run.collect_processing({run.submit_process(name): name for name in run.sites})
     run.load_and_archive()
     return run.final_state()

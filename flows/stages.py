@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect import task
 from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext, get_run_context
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Completed, Failed
 
-from sites.loader import SiteDefinition
+from sites.loader import SiteDefinition, load_sites
 from tasks.archive import ArchiveReport, archive_day
 from tasks.process import ProcessReport, process_site
 from tasks.runinfo import RunPlace, slurm_jobs
 from tasks.scrape import ScrapeReport, scrape_site
-from tasks.store import LoadReport, load_day, recent_lot_counts
+from tasks.store import LoadReport, database_url_for, load_day, recent_lot_counts
 
 T = TypeVar("T")
 
@@ -59,6 +61,20 @@ class Run:
     processed: dict[str, ProcessReport] = field(default_factory=dict)
     loaded: LoadReport | None = None
     archived: ArchiveReport | None = None
+
+    @classmethod
+    def start(cls, day: dt.date, data_root: Path, sites: list[str] | None) -> Run:
+        """The record of the current flow run, for ``sites`` (default: all) on ``day``."""
+        context = get_run_context()
+        assert isinstance(context, FlowRunContext) and context.flow_run is not None
+        return cls(
+            day=day,
+            data_root=str(data_root),
+            database_url=database_url_for(data_root),
+            flow_run_id=str(context.flow_run.id),
+            flow_name=context.flow.name if context.flow else "",
+            sites={s.name: s for s in load_sites(sites)},
+        )
 
     def submit_process(self, name: str) -> PrefectFuture[ProcessReport]:
         """Start processing one site's stored pages, with its recent lot counts."""

@@ -29,26 +29,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from infra.commands import CommandError
+from infra.commands import run_command as _run
+
 SERVER_USER = "postgres"  # the system user Debian's package creates
 PACKAGE = "postgresql"
 START_TIMEOUT_S = 60.0
 
 
-class PostgresCommandError(RuntimeError):
-    """A command of the local PostgreSQL server failed; carries everything needed to debug it."""
-
-    def __init__(self, argv: Sequence[str], returncode: int | None, stdout: str, stderr: str):
-        """Record the command, its exit code (None if it did not run to the end) and output."""
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        shown = " ".join(self.argv)
-        if returncode is None:
-            detail = stderr or "could not be started"
-        else:
-            detail = f"exit code {returncode}: {stderr.strip() or stdout.strip() or '(no output)'}"
-        super().__init__(f"`{shown}` failed ({detail})")
+class PostgresCommandError(CommandError):
+    """A command of the local PostgreSQL server failed."""
 
 
 class LocalPostgresError(RuntimeError):
@@ -63,32 +53,9 @@ def run_command(
     cwd: Path | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run one command (argument list, no shell) and return its completed process.
-
-    Raises :class:`PostgresCommandError` with the command, exit code, stdout and stderr when
-    the program is missing, times out or (with ``check``) exits non-zero.
-    """
-    try:
-        proc = subprocess.run(
-            list(argv),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            cwd=cwd,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise PostgresCommandError(argv, None, "", f"{argv[0]} not found") from None
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout if isinstance(exc.stdout, str) else ""
-        err = exc.stderr if isinstance(exc.stderr, str) else ""
-        raise PostgresCommandError(
-            argv, None, out, f"timed out after {timeout:g} s {err}".strip()
-        ) from None
-    if check and proc.returncode != 0:
-        raise PostgresCommandError(argv, proc.returncode, proc.stdout, proc.stderr)
-    return proc
+    """Run one command through :func:`infra.commands.run_command`, failing with
+    :class:`PostgresCommandError`."""
+    return _run(argv, timeout=timeout, env=env, cwd=cwd, check=check, error=PostgresCommandError)
 
 
 def server_bin_dir() -> Path | None:

@@ -13,21 +13,11 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from infra.commands import CommandError, run_command
 
-class SlurmCommandError(RuntimeError):
-    """A Slurm command failed or could not be run; carries everything needed to debug it."""
 
-    def __init__(self, argv: Sequence[str], returncode: int | None, stdout: str, stderr: str):
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        shown = " ".join(self.argv)
-        if returncode is None:
-            detail = stderr or "could not be started"
-        else:
-            detail = f"exit code {returncode}: {stderr.strip() or stdout.strip() or '(no output)'}"
-        super().__init__(f"`{shown}` failed ({detail})")
+class SlurmCommandError(CommandError):
+    """A Slurm command failed or could not be run."""
 
 
 def run_slurm(
@@ -43,29 +33,15 @@ def run_slurm(
     ``check``) exits non-zero. ``SLURM_CONF`` from the environment is honoured, which is how
     the local cluster started by ``auction-pipeline cluster up`` is addressed.
     """
-    try:
-        proc = subprocess.run(
-            list(argv),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise SlurmCommandError(
-            argv,
-            None,
-            "",
-            f"{argv[0]} not found on PATH: run this on a Slurm login node, or start the "
-            "local test cluster with `auction-pipeline cluster up`",
-        ) from None
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout if isinstance(exc.stdout, str) else ""
-        raise SlurmCommandError(argv, None, out, f"timed out after {timeout:g} s") from None
-    if check and proc.returncode != 0:
-        raise SlurmCommandError(argv, proc.returncode, proc.stdout, proc.stderr)
-    return proc
+    return run_command(
+        argv,
+        timeout=timeout,
+        env=env,
+        check=check,
+        error=SlurmCommandError,
+        missing_hint="run this on a Slurm login node, or start the local test cluster with "
+        "`auction-pipeline cluster up`",
+    )
 
 
 @dataclass(frozen=True)
