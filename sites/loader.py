@@ -128,6 +128,9 @@ class Politeness(BaseModel):
     # Requests in flight at once; the rate limit above holds across all of them. More than 1
     # only helps when the site's response time exceeds the interval between requests.
     concurrency: Annotated[int, Field(ge=1, le=16)] = 1
+    # Most requests one site's crawl may send in a day (pages, images, retries): a runaway
+    # pagination or link farm stops here with an error instead of crawling on.
+    max_requests: Annotated[int, Field(ge=1)] = 20_000
     max_retries: Annotated[int, Field(ge=0, le=10)] = 4
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
     max_page_bytes: Annotated[int, Field(gt=0)] = 5_000_000

@@ -148,6 +148,11 @@ class PoliteFetcher:
         """Wait for this request's slot: one per interval for the host, across all threads."""
         interval = self._interval(url)
         with self._lock:
+            if self.requests_sent >= self.politeness.max_requests:
+                raise FetchError(
+                    f"{url}: this crawl reached its cap of {self.politeness.max_requests} "
+                    "requests (politeness.max_requests in the site file)"
+                )
             start = max(time.monotonic(), self._next_request_at)
             self._next_request_at = start + interval
             self.requests_sent += 1

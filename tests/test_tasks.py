@@ -194,6 +194,17 @@ def test_bad_pages_get_a_clear_error_and_the_fetcher_stays_on_the_site() -> None
         fetcher.get(f"{base}/page", kind="lot")
 
 
+def test_a_crawl_stops_at_its_request_cap(tmp_path: Path, demo: type[DemoSite]) -> None:
+    with demo(DemoConfig(lots_per_sale=20)) as site:
+        (definition,) = load_sites(["harrow-finch"])
+        capped = definition.model_copy(
+            update={"politeness": definition.politeness.model_copy(update={"max_requests": 12})}
+        )
+        with pytest.raises(SiteScrapeError, match="cap of 12 requests"):
+            scrape_site(capped, DAY, str(tmp_path))
+        assert site.request_count() <= 12
+
+
 def test_a_kill_between_the_two_renames_is_repaired(tmp_path: Path) -> None:
     final = tmp_path / "archive" / "2026-03-14"
     with staged_directory(final) as stage:
