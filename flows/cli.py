@@ -23,6 +23,7 @@ from infra.prefect_api import PrefectApiError, configured_api_url, prefect_api
 from infra.profiles import ProfileError, SlurmProfile, load_profile
 from infra.slurm import SlurmCommandError
 from sites.loader import SiteDefinitionError, load_sites
+from tasks.politeness import FetchError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXIT_FAILED_RUN = 1
@@ -324,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ProfileError, SiteDefinitionError, FileNotFoundError) as exc:
         print(f"auction-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (PrefectApiError, localslurm.LocalClusterError, SlurmCommandError) as exc:
+    except (PrefectApiError, localslurm.LocalClusterError, SlurmCommandError, FetchError) as exc:
         print(f"auction-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
     except KeyboardInterrupt:

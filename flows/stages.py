@@ -17,6 +17,7 @@ from prefect import task
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext, get_run_context
 from prefect.futures import PrefectFuture, as_completed
+from prefect.logging import get_run_logger
 from prefect.states import Completed, Failed
 
 from sites.loader import SiteDefinition, load_sites
@@ -24,7 +25,13 @@ from tasks.archive import ArchiveReport, archive_day
 from tasks.process import ProcessReport, process_site
 from tasks.runinfo import RunPlace, slurm_jobs
 from tasks.scrape import ScrapeReport, scrape_site
-from tasks.store import LoadReport, database_url_for, load_day, recent_lot_counts
+from tasks.store import (
+    DatabaseConnectionError,
+    LoadReport,
+    database_url_for,
+    load_day,
+    recent_lot_counts,
+)
 
 T = TypeVar("T")
 
@@ -77,8 +84,16 @@ class Run:
         )
 
     def submit_process(self, name: str) -> PrefectFuture[ProcessReport]:
-        """Start processing one site's stored pages, with its recent lot counts."""
-        history = recent_lot_counts(self.database_url, name, self.day)
+        """Start processing one site's stored pages, with its recent lot counts.
+
+        Without the database the count check is skipped (logged); the load step will then
+        fail with the connection error, site data staying in its per-site file.
+        """
+        try:
+            history = recent_lot_counts(self.database_url, name, self.day)
+        except DatabaseConnectionError as exc:
+            get_run_logger().warning("%s: lot-count check skipped: %s", name, exc)
+            history = []
         return process_task.submit(self.sites[name], self.day, self.data_root, history)
 
     def collect_processing(self, futures: dict[PrefectFuture[ProcessReport], str]) -> None:

@@ -117,6 +117,9 @@ class Checks(BaseModel):
     count_history: Annotated[
         int, Field(ge=3, le=60, description="how many recent runs the median is taken over")
     ] = 7
+    min_lots: Annotated[
+        int, Field(ge=0, description="fewest lot pages a day may have (0 for sale-less days)")
+    ] = 1
 
 
 class Politeness(BaseModel):

@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, Table, and_, select
+from sqlalchemy import Connection, Table, func, select
 
 from infra.atomic import write_atomic
-from tasks.store import houses, lots, observations, transaction
+from tasks.store import lots, observations, transaction
 
 Kind = Literal["text", "integer", "money", "date", "boolean"]
 
@@ -115,18 +115,24 @@ def _observed(table: Table) -> list[ColumnSpec]:
     ]
 
 
+# Every value of a day's lots table comes from that day's observation (what the page said
+# that day), so rebuilding an old day's bag after later days were loaded changes nothing.
 LOT_COLUMNS: list[ColumnSpec] = [
-    ColumnSpec("site", lots, "text", "site name", "site definition the lot was scraped with"),
-    ColumnSpec("house", houses, "text", "name", "auction house"),
-    ColumnSpec("lot_key", lots, "text", "identifier", "the lot within its site (URL's last part)"),
+    ColumnSpec("site", observations, "text", "site name", "site definition used"),
+    ColumnSpec("house", observations, "text", "name", "auction house"),
+    ColumnSpec(
+        "lot_key", observations, "text", "identifier", "the lot within its site (URL's last part)"
+    ),
     ColumnSpec("crawl_date", observations, "date", "YYYY-MM-DD", "day the lot was observed"),
-    ColumnSpec("lot_number", lots, "integer", "number", "lot number in the sale"),
-    ColumnSpec("title", lots, "text", "text", "lot title as shown"),
-    ColumnSpec("description", lots, "text", "text", "lot description as shown; may be empty"),
-    ColumnSpec("url", lots, "text", "absolute URL", "the lot's page"),
-    ColumnSpec("sale_date", lots, "date", "YYYY-MM-DD", "date of the sale the lot is in"),
-    ColumnSpec("image_urls", lots, "text", "JSON list of URLs", "the lot's images"),
-    ColumnSpec("first_seen", lots, "date", "YYYY-MM-DD", "first crawl date the lot was seen on"),
+    ColumnSpec("lot_number", observations, "integer", "number", "lot number in the sale"),
+    ColumnSpec("title", observations, "text", "text", "lot title as shown that day"),
+    ColumnSpec("description", observations, "text", "text", "lot description; may be empty"),
+    ColumnSpec("url", observations, "text", "absolute URL", "the lot's page"),
+    ColumnSpec("sale_date", observations, "date", "YYYY-MM-DD", "date of the sale the lot is in"),
+    ColumnSpec("image_urls", observations, "text", "JSON list of URLs", "the lot's images"),
+    ColumnSpec(
+        "first_seen", lots, "date", "YYYY-MM-DD", "earliest crawl date up to this day with the lot"
+    ),
     *_observed(observations),
 ]
 
@@ -159,14 +165,24 @@ TABLES: dict[str, tuple[list[ColumnSpec], str]] = {
 
 
 def _query_lots(conn: Connection, day: date) -> list[dict[str, Any]]:
-    joined = observations.join(
-        lots, and_(lots.c.site == observations.c.site, lots.c.lot_key == observations.c.lot_key)
-    ).join(houses, houses.c.site == lots.c.site)
+    earlier = observations.alias("earlier")
+    first_seen = (
+        select(func.min(earlier.c.crawl_date))
+        .where(
+            earlier.c.site == observations.c.site,
+            earlier.c.lot_key == observations.c.lot_key,
+            earlier.c.crawl_date <= day,
+        )
+        .scalar_subquery()
+    )
+    columns = [
+        first_seen.label("first_seen") if spec.name == "first_seen" else observations.c[spec.name]
+        for spec in LOT_COLUMNS
+    ]
     query = (
-        select(*(spec.table.c[spec.name].label(spec.name) for spec in LOT_COLUMNS))
-        .select_from(joined)
+        select(*columns)
         .where(observations.c.crawl_date == day)
-        .order_by(lots.c.site, lots.c.lot_number, lots.c.lot_key)
+        .order_by(observations.c.site, observations.c.lot_number, observations.c.lot_key)
     )
     return [dict(row) for row in conn.execute(query).mappings()]
 

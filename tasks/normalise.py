@@ -197,18 +197,46 @@ def currency_code(sign: str | None, default_currency: str) -> str:
         return _SIGNS[sign]
     if sign in _SHARED_SIGNS:
         candidates = _SHARED_SIGNS[sign]
-        return default_currency if default_currency in candidates else candidates[0]
+        if default_currency in candidates:
+            return default_currency
+        raise ValueError(
+            f"currency sign {sign!r} is shared by {', '.join(candidates)} and the site's "
+            f"currency {default_currency} is not one of them; not guessing which is meant"
+        )
     if re.fullmatch(r"[A-Za-z]{3}", sign):
         return sign.upper()
     known = ", ".join([*_SIGNS, *_SHARED_SIGNS])
     raise ValueError(f"unknown currency sign {sign!r}; known: {known} or a 3-letter ISO code")
 
 
+# A word right after the amount ("1,200 abc", "2 100 Frs", "1,000 dollars") that the price
+# parser did not take for a currency: the page names a currency we cannot read.
+_WORD_AFTER_AMOUNT = re.compile(r"\s*([^\W\d_]{2,})")
+
+
+class UnknownCurrencyError(ValueError):
+    """The text names a currency that is not recognised; the amount is not given a guess."""
+
+
 def _amount(text: str) -> tuple[Decimal, str | None]:
-    """The first amount in ``text`` and the currency sign next to it, if any."""
-    price = Price.fromstring(normalise_space(text))
+    """The first amount in ``text`` and the currency sign next to it, if any.
+
+    Raises ValueError when a word follows the amount that is not a known currency: price-parser
+    would drop it silently, and the site's default currency would then be a guess.
+    """
+    clean = normalise_space(text)
+    price = Price.fromstring(clean)
     if price.amount is None:
         raise ValueError(f"no amount in {text!r}")
+    if price.currency is None and price.amount_text:
+        end = clean.find(price.amount_text) + len(price.amount_text)
+        word = _WORD_AFTER_AMOUNT.match(clean, end)
+        if word:
+            raise UnknownCurrencyError(
+                f"in {text!r} a word {word.group(1)!r} follows the amount "
+                f"{price.amount_text!r}: an unrecognised currency (not guessing the site's "
+                "default) or a selector that takes more than the price"
+            )
     return price.amount, price.currency
 
 
@@ -231,6 +259,8 @@ def parse_price(
         return None, default_currency
     try:
         amount, sign = _amount(text)
+    except UnknownCurrencyError:
+        raise
     except ValueError:
         markers = ", ".join(repr(m) for m in unsold_markers) or "none configured"
         raise ValueError(f"no amount in {text!r} and no unsold marker ({markers})") from None

@@ -28,6 +28,10 @@ class FetchError(RuntimeError):
     """A URL could not be fetched after the allowed retries; the message says why."""
 
 
+class RequestCapReached(FetchError):
+    """The crawl sent as many requests as the site's ``max_requests`` allows: stop it."""
+
+
 @dataclass(frozen=True)
 class Exchange:
     """One HTTP request and its response, as sent and received (body undecoded).
@@ -49,10 +53,7 @@ class Exchange:
     @property
     def content_type(self) -> str:
         """The response's Content-Type header ('' when absent)."""
-        for name, value in self.response_headers:
-            if name.lower() == "content-type":
-                return value
-        return ""
+        return _header(self.response_headers, "Content-Type") or ""
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class PoliteFetcher:
     _robots: dict[str, Protego] = field(default_factory=dict, init=False)
     _robots_errors: dict[str, str] = field(default_factory=dict, init=False)
     _next_request_at: float = field(default=0.0, init=False)
+    _paused_until: float = field(default=0.0, init=False)
     requests_sent: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _robots_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -139,29 +141,42 @@ class PoliteFetcher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _interval(self, url: str) -> float:
+    def _interval(self, url: str, kind: str) -> float:
+        minimum = 1.0 / self.politeness.requests_per_second
+        if kind == "robots":  # robots.txt itself: its Crawl-delay is not known yet
+            return minimum
         robots = self._robots_for(url)
         delay = robots.crawl_delay(self.user_agent) if robots is not None else None
-        return max(1.0 / self.politeness.requests_per_second, float(delay or 0.0))
+        return max(minimum, float(delay or 0.0))
 
-    def _wait_turn(self, url: str) -> None:
-        """Wait for this request's slot: one per interval for the host, across all threads."""
-        interval = self._interval(url)
-        with self._lock:
-            if self.requests_sent >= self.politeness.max_requests:
-                raise FetchError(
-                    f"{url}: this crawl reached its cap of {self.politeness.max_requests} "
-                    "requests (politeness.max_requests in the site file)"
-                )
-            start = max(time.monotonic(), self._next_request_at)
-            self._next_request_at = start + interval
-            self.requests_sent += 1
-        time.sleep(max(0.0, start - time.monotonic()))
+    def _wait_turn(self, url: str, kind: str) -> None:
+        """Wait for this request's slot: one per interval for the host, across all threads.
+
+        A pause the host asked for (Retry-After) while this thread was waiting holds it back
+        too: it then takes a new slot after the pause.
+        """
+        interval = self._interval(url, kind)
+        while True:
+            with self._lock:
+                if self.requests_sent >= self.politeness.max_requests:
+                    raise RequestCapReached(
+                        f"{url}: this crawl reached its cap of {self.politeness.max_requests} "
+                        "requests (politeness.max_requests in the site file)"
+                    )
+                start = max(time.monotonic(), self._next_request_at, self._paused_until)
+                self._next_request_at = start + interval
+            time.sleep(max(0.0, start - time.monotonic()))
+            with self._lock:
+                if self._paused_until <= start:
+                    self.requests_sent += 1
+                    return
 
     def _pause_host(self, seconds: float) -> None:
         """Hold every thread's next request back (the host asked us to slow down)."""
         with self._lock:
-            self._next_request_at = max(self._next_request_at, time.monotonic() + seconds)
+            until = time.monotonic() + seconds
+            self._paused_until = max(self._paused_until, until)
+            self._next_request_at = max(self._next_request_at, until)
 
     def _robots_for(self, url: str) -> Protego | None:
         parts = urlsplit(url)
@@ -172,23 +187,27 @@ class PoliteFetcher:
         return self._robots[origin]
 
     def _fetch_robots(self, origin: str) -> None:
-        """Fetch and parse ``origin``'s robots.txt, following RFC 9309 on errors."""
-        with self._lock:
-            self.requests_sent += 1
+        """Fetch and parse ``origin``'s robots.txt, following RFC 9309 on errors.
+
+        It goes the way of every request (host check on each redirect hop, rate limit, size
+        cap, into the WARC), except that robots.txt cannot be asked about itself.
+        """
         try:
-            response = self.client.get(f"{origin}/robots.txt", follow_redirects=True)
-        except httpx.HTTPError as exc:
+            exchange = self._get_capped(f"{origin}/robots.txt", "robots")
+        except RequestCapReached:
+            raise
+        except (httpx.HTTPError, FetchError) as exc:
             # RFC 9309 2.3.1.4: robots.txt unreachable -> assume complete disallow.
             self._robots[origin] = Protego.parse(DISALLOW_ALL)
             self._robots_errors[origin] = f"{type(exc).__name__}: {exc}"
             return
         # RFC 9309: 4xx means no restrictions; 5xx means assume disallow-all.
-        if response.status_code >= 500:
+        if exchange.status >= 500:
             text = DISALLOW_ALL
-        elif response.status_code >= 400:
+        elif exchange.status >= 400:
             text = ""
         else:
-            text = response.text
+            text = exchange.body.decode("utf-8", errors="replace")
         self._robots[origin] = Protego.parse(text)
 
     def allowed(self, url: str) -> bool:
@@ -196,14 +215,17 @@ class PoliteFetcher:
         robots = self._robots_for(url)
         return robots is None or bool(robots.can_fetch(url, self.user_agent))
 
-    def check(self, url: str) -> None:
-        """Raise FetchError unless ``url`` is http(s), on an allowed host, allowed by robots.txt."""
+    def check(self, url: str, kind: str = "page") -> None:
+        """Raise FetchError unless ``url`` is http(s), on an allowed host, allowed by robots.txt
+        (robots.txt itself only needs the host check)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or parts.hostname not in self.allowed_hosts:
             raise FetchError(
                 f"{url}: not on this site's hosts ({', '.join(sorted(self.allowed_hosts))}); "
                 "add the host to the site's extra_hosts if it belongs to the site"
             )
+        if kind == "robots":
+            return
         if not self.allowed(url):
             origin = f"{parts.scheme}://{parts.netloc}"
             if origin in self._robots_errors:
@@ -218,7 +240,6 @@ class PoliteFetcher:
 
         ``kind`` (listing, lot, image) labels the exchanges in the page backup.
         """
-        self.check(url)
         attempts = 0
         while True:
             attempts += 1
@@ -249,25 +270,35 @@ class PoliteFetcher:
 
     def _get_capped(self, url: str, kind: str) -> Exchange:
         """GET following at most MAX_REDIRECTS redirects, each hop checked like the first."""
+        self.check(url, kind)
         for _ in range(MAX_REDIRECTS + 1):
             exchange = self._get_one(url, kind)
             location = _header(exchange.response_headers, "Location")
             if exchange.status not in REDIRECT_STATUSES or not location:
                 return exchange
             url = urljoin(url, location)
-            self.check(url)
+            self.check(url, kind)
         raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
     def _get_one(self, url: str, kind: str) -> Exchange:
-        """One GET in its rate-limit slot, body capped at ``max_page_bytes`` (larger: error)."""
-        self._wait_turn(url)
+        """One GET in its rate-limit slot, body capped at ``max_page_bytes`` (larger: error).
+
+        httpx's timeout applies to each read; a server trickling bytes is stopped by an
+        overall deadline of four times that.
+        """
+        self._wait_turn(url, kind)
         cap = self.politeness.max_page_bytes
+        deadline = time.monotonic() + 4 * self.politeness.timeout_seconds
         with self.client.stream("GET", url) as response:
             chunks, size = [], 0
             for chunk in response.iter_raw():
                 size += len(chunk)
                 if size > cap:
                     raise FetchError(f"{url}: page larger than the {cap}-byte cap")
+                if time.monotonic() > deadline:
+                    raise FetchError(
+                        f"{url}: response took over {4 * self.politeness.timeout_seconds:g} s"
+                    )
                 chunks.append(chunk)
             exchange = Exchange(
                 url=url,

@@ -62,6 +62,12 @@ def check_run(
 ) -> list[str]:
     """The site's checks for one run; each breach as a sentence (empty when all pass)."""
     breaches = []
+    if len(raws) < site.checks.min_lots:
+        breaches.append(
+            f"{len(raws)} lot pages (at least {site.checks.min_lots} expected): the listing "
+            "selectors may have stopped finding lots; after fixing them run the day again "
+            "with --rescrape, since the lot pages were never fetched"
+        )
     rates = fill_rates(site, raws)
     low = {n: r for n, r in rates.items() if r < site.fields[n].min_fill_rate}
     if low:

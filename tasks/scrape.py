@@ -19,7 +19,7 @@ from pathlib import Path
 from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
 from tasks.extract import extract_listing, extract_lot
-from tasks.politeness import Fetched, FetchError, PoliteFetcher
+from tasks.politeness import Fetched, FetchError, PoliteFetcher, RequestCapReached
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.storage import DataRoot, store_content_addressed
 from tasks.warc import WarcRecorder, read_responses
@@ -95,6 +95,12 @@ def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
             counts[page.kind] = counts.get(page.kind, 0) + 1
     manifest = root.image_manifest(day, site.name)
     images = len(manifest.read_text().splitlines()) if manifest.exists() else 0
+    failures = root.failures_file(day, site.name)
+    failed = (
+        [json.loads(line)["error"] for line in failures.read_text().splitlines() if line]
+        if failures.exists()
+        else []
+    )
     return ScrapeReport(
         site=site.name,
         day=day.isoformat(),
@@ -102,7 +108,7 @@ def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
         lot_pages=counts.get("lot", 0),
         images=images,
         new_images=0,
-        failed_urls=[],
+        failed_urls=failed,
         requests_sent=0,
         warc_file=str(warc),
         reused=True,
@@ -146,6 +152,8 @@ def scrape_site(
             """One lot page and its images; failures are reported, not raised."""
             try:
                 fetched = fetcher.get(lot_url, kind="lot")
+            except RequestCapReached:
+                raise  # the whole crawl stops: a truncated day must not look finished
             except FetchError as exc:
                 return LotFetch(ok=False, failures=[str(exc)])
             result = LotFetch(ok=True)
@@ -154,6 +162,8 @@ def scrape_site(
             for image_url in images if isinstance(images, list) else [images]:
                 try:
                     image = fetcher.get(image_url, kind="image", expect=("image/",))
+                except RequestCapReached:
+                    raise
                 except FetchError as exc:
                     result.failures.append(str(exc))
                     continue
@@ -171,7 +181,10 @@ def scrape_site(
 
         # Lots in parallel up to the site's concurrency; the fetcher's rate limit is shared.
         with ThreadPoolExecutor(site.politeness.concurrency) as pool:
-            lots = list(pool.map(fetch_lot, lot_urls))
+            try:
+                lots = list(pool.map(fetch_lot, lot_urls))
+            except RequestCapReached as exc:
+                raise SiteScrapeError(f"{site.name}: {exc}") from exc
         lot_pages = sum(lot.ok for lot in lots)
         failed_lots = len(lots) - lot_pages
         for lot in lots:
@@ -186,6 +199,8 @@ def scrape_site(
             )
         lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in image_rows)
         write_atomic(root.image_manifest(day, site.name), lines.encode())
+        lines = "".join(json.dumps({"error": message}) + "\n" for message in failed)
+        write_atomic(root.failures_file(day, site.name), lines.encode())
 
     return ScrapeReport(
         site=site.name,

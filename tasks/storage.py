@@ -4,6 +4,7 @@ Everything the pipeline writes lives under one data root on the shared filesyste
 
     warc/<date>/<site>-<date>.warc.gz     every request/response of the crawl    (scrape)
     warc/<date>/<site>-<date>.images.jsonl  which image each lot page showed     (scrape)
+    warc/<date>/<site>-<date>.failures.jsonl  URLs the crawl could not fetch, why  (scrape)
     images/sha256/<ab>/<digest>           images, content-addressed, deduplicated (scrape)
     processed/<date>/<site>.jsonl         clean lots of one site and day         (process)
     quarantine/<date>/<site>.jsonl        lots held back by a layout check       (process)
@@ -54,6 +55,10 @@ class DataRoot:
     def image_manifest(self, day: date, site: str) -> Path:
         """Which images one site's lot pages showed on ``day`` (JSON lines)."""
         return self.warc_dir(day) / f"{site}-{day.isoformat()}.images.jsonl"
+
+    def failures_file(self, day: date, site: str) -> Path:
+        """The URLs one site's crawl of ``day`` could not fetch, with the reason (JSON lines)."""
+        return self.warc_dir(day) / f"{site}-{day.isoformat()}.failures.jsonl"
 
     def quarantine_file(self, day: date, site: str) -> Path:
         """Lots of one site and day held back by a layout check (JSON lines)."""

@@ -43,7 +43,9 @@ from sqlalchemy import (
     Text,
     case,
     create_engine,
+    delete,
     event,
+    exists,
     func,
     inspect,
     make_url,
@@ -170,6 +172,14 @@ observations = Table(
     Column("site", String, primary_key=True),
     Column("lot_key", String, primary_key=True),
     Column("crawl_date", Date, primary_key=True),
+    # What the lot page said that day, so a day's archive never shows a later day's text.
+    Column("house", String, nullable=False),
+    Column("url", String, nullable=False),
+    Column("lot_number", Integer, nullable=False),
+    Column("title", String, nullable=False),
+    Column("description", Text),
+    Column("sale_date", Date, nullable=False),
+    Column("image_urls", Text, nullable=False, comment="JSON list of absolute URLs"),
     Column("sold", Boolean, nullable=False),
     Column("sold_price", Money),
     Column("estimate_low", Money),
@@ -398,16 +408,23 @@ def _observed(record: LotRecord) -> dict[str, Any]:
     }
 
 
-def _lot_row(record: LotRecord, day: date) -> dict[str, Any]:
+def _described(record: LotRecord) -> dict[str, Any]:
+    """What the lot page says the lot is: kept as latest state and in each observation."""
     return {
-        "site": record.site,
-        "lot_key": record.lot_key,
         "url": record.url,
         "lot_number": record.lot_number,
         "title": record.title,
         "description": record.description,
         "sale_date": record.sale_date,
         "image_urls": json.dumps(record.image_urls, ensure_ascii=False),
+    }
+
+
+def _lot_row(record: LotRecord, day: date) -> dict[str, Any]:
+    return {
+        "site": record.site,
+        "lot_key": record.lot_key,
+        **_described(record),
         "first_seen": day,
         "last_seen": day,
         **_observed(record),
@@ -419,6 +436,8 @@ def _observation_row(record: LotRecord, day: date) -> dict[str, Any]:
         "site": record.site,
         "lot_key": record.lot_key,
         "crawl_date": day,
+        "house": record.house,
+        **_described(record),
         **_observed(record),
         "raw": json.dumps(record.raw, sort_keys=True, ensure_ascii=False),
     }
@@ -458,7 +477,12 @@ def load_day(
         for site, sale_date in sorted({(r.site, r.sale_date) for r in records})
     ]
     with transaction(database_url, writer=True) as conn:
-        before = _count(conn, lots)
+        known = {
+            (row.site, row.lot_key)
+            for row in conn.execute(
+                select(lots.c.site, lots.c.lot_key).where(lots.c.site.in_([s.name for s in sites]))
+            )
+        }
         _upsert(
             conn,
             houses,
@@ -485,18 +509,31 @@ def load_day(
             }
 
         _upsert(conn, lots, [_lot_row(r, day) for r in records], lot_updates)
+        # Reprocessing a day replaces that day's observations of the loaded sites: a lot the
+        # fixed selectors no longer find must not linger from the earlier extraction.
+        loaded_sites = [s.name for s in sites]
+        conn.execute(
+            delete(observations).where(
+                observations.c.crawl_date == day, observations.c.site.in_(loaded_sites)
+            )
+        )
         _upsert(
             conn,
             observations,
             [_observation_row(r, day) for r in records],
             lambda new: {c.name: new[c.name] for c in observations.columns if not c.primary_key},
         )
+        # ... and a lot left with no observation at all was never really seen.
+        seen = select(observations.c.lot_key).where(
+            observations.c.site == lots.c.site, observations.c.lot_key == lots.c.lot_key
+        )
+        conn.execute(delete(lots).where(lots.c.site.in_(loaded_sites), ~exists(seen)))
         after = _count(conn, lots)
     return LoadReport(
         day=day.isoformat(),
         database=masked(database_url),
         lots_loaded=len(records),
-        new_lots=after - before,
+        new_lots=len({(r.site, r.lot_key) for r in records} - known),
         lots_total=after,
     )
 

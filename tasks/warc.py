@@ -37,7 +37,11 @@ FRAMING_HEADERS = {"transfer-encoding", "content-length"}
 
 
 class WarcRecorder:
-    """Writes one site-day WARC file; the file appears under its name only on success."""
+    """Writes one site-day WARC file; the file appears under its name only on success.
+
+    A crawl that fails leaves its exchanges as ``<name>.failed`` for whoever investigates;
+    no reader (reuse, reprocess, archive) takes such a file for a backup.
+    """
 
     def __init__(self, path: Path, info: dict[str, str]):
         self.path = path
@@ -103,6 +107,9 @@ class WarcRecorder:
             if exc_type is None:
                 os.replace(self._tmp, self.path)
                 fsync_directory(self.path.parent)
+            else:
+                # Evidence of what the site answered, under a name nothing reads as a backup.
+                os.replace(self._tmp, self.path.with_name(self.path.name + ".failed"))
         finally:
             self._tmp.unlink(missing_ok=True)
 

@@ -230,6 +230,12 @@ def test_sites_check_shows_what_each_selector_extracts(cli, tmp_path: Path) -> N
     assert result.returncode == 0
     assert "title         MISSING" in result.stdout and "record: INVALID" in result.stdout
 
+    offsite = cli(
+        "sites", "check", str(SITES_DIR / "hotel-lumiere.yaml"), "--page", "http://10.0.0.1/x"
+    )
+    assert offsite.returncode == 3 and "not on this site's hosts" in offsite.stderr
+    assert len(offsite.stderr.strip().splitlines()) == 1
+
     broken = tmp_path / "hotel-lumiere.yaml"
     broken.write_text(
         (SITES_DIR / "hotel-lumiere.yaml").read_text().replace('css: "h1', 'css: "h1[[[')

@@ -215,9 +215,7 @@ def test_element_matches_give_their_text_not_their_html(
         (f"1{NNBSP}200{NBSP}€", "EUR", (Decimal(1200), "EUR")),
         ("Hammer price: $2,100", "USD", (Decimal(2100), "USD")),
         ("$2,100", "CAD", (Decimal(2100), "CAD")),  # "$" is the site's dollar
-        ("$2,100", "GBP", (Decimal(2100), "USD")),  # ... or USD on a non-dollar site
         ("US$ 2,100", "CAD", (Decimal(2100), "USD")),
-        ("¥120,000", "GBP", (Decimal(120000), "JPY")),
         ("¥120,000", "CNY", (Decimal(120000), "CNY")),
         ("CHF 1,200.50", "EUR", (Decimal("1200.50"), "CHF")),
         ("1 200 eur", "GBP", (Decimal(1200), "EUR")),
@@ -236,6 +234,12 @@ def test_parse_price(text: str, default: str, expected: tuple[Decimal | None, st
     [
         ("Result pending", "no amount in 'Result pending' and no unsold marker ('Unsold')"),
         ("kr 1 200", "unknown currency sign 'kr'"),
+        # Never guess: a shared sign that is not the site's, or a currency word not known.
+        ("$2,100", "currency sign '$' is shared by USD"),
+        ("¥120,000", "currency sign '¥' is shared by"),
+        ("Sold for 1,200 abc", "a word 'abc' follows the amount"),
+        ("Adjugé 2 100 Frs", "a word 'Frs' follows the amount"),
+        ("1,000 dollars", "a word 'dollars' follows the amount"),
     ],
 )
 def test_parse_price_failures_say_what_was_wrong(text: str, message: str) -> None:

@@ -59,6 +59,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _empty_postgres(request.getfixturevalue("postgres_url"))
 
 
+HOUSES = {s.name: s.house for s in load_sites()}
+
+
 def record(
     site: str,
     lot_number: int,
@@ -82,7 +85,7 @@ def record(
     price = Decimal(sold_price) if sold_price is not None else None
     return LotRecord(
         site=site,
-        house=site.title(),
+        house=HOUSES[site],
         lot_key=f"lot-{lot_number}",
         url=f"https://example.org/{site}/lot/lot-{lot_number}",
         lot_number=lot_number,
@@ -300,3 +303,30 @@ def test_database_url_comes_from_the_environment(
     assert database_url_for(tmp_path) == f"sqlite:///{tmp_path}/auction.sqlite"
     monkeypatch.setenv("AUCTION_PIPELINE_DATABASE_URL", "postgresql://u:p@db.example/auction")
     assert database_url_for(tmp_path) == "postgresql://u:p@db.example/auction"
+
+
+def test_a_later_day_does_not_change_an_earlier_days_export(
+    tmp_path: Path, sites: list[SiteDefinition]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    load_day(DAY, sites, write_processed(tmp_path / "d1", [record("harrow-finch", 1)]), url)
+    before = export_day(url, DAY, tmp_path / "before")
+    retitled = record("harrow-finch", 1, title="Retitled later")
+    load_day(NEXT_DAY, sites, write_processed(tmp_path / "d2", [retitled]), url)
+    after = export_day(url, DAY, tmp_path / "after")
+    assert _digests(before) == _digests(after)
+    assert "Retitled later" not in (tmp_path / "after" / "lots.csv").read_text()
+
+
+def test_reprocessing_a_day_replaces_its_observations(
+    tmp_path: Path, sites: list[SiteDefinition]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    three = [record("harrow-finch", n) for n in (1, 2, 3)]
+    load_day(DAY, sites, write_processed(tmp_path / "first", three), url)
+    # A fixed selector no longer finds lot 3: reloading the day drops its observation and
+    # the lot, which no other day saw.
+    report = load_day(DAY, sites, write_processed(tmp_path / "again", three[:2]), url)
+    assert report.new_lots == 0
+    assert [r["lot_key"] for r in table_rows(url, "observations")] == ["lot-1", "lot-2"]
+    assert [r["lot_key"] for r in table_rows(url, "lots")] == ["lot-1", "lot-2"]

@@ -59,8 +59,8 @@ def test_every_exchange_is_in_the_warc_and_429s_are_waited_out(
     expected = Catalogue(config).lots("harrow-finch", DAY)
     assert report.lot_pages == len(expected) and report.failed_urls == []
     responses = list(read_responses(Path(report.warc_file)))
-    # robots.txt is the only request that is not in the WARC.
-    assert len(responses) == served - 1 == report.requests_sent - 1
+    # Every request is in the WARC, robots.txt included.
+    assert len(responses) == served == report.requests_sent
     throttled = [r for r in responses if r.status == 429]
     assert throttled, "the demo site's 429s should have forced retries"
     for response in throttled:
@@ -70,7 +70,29 @@ def test_every_exchange_is_in_the_warc_and_429s_are_waited_out(
         waited = (retry.fetched_at - response.fetched_at).total_seconds()
         assert waited >= 0.95, f"{response.url} retried after {waited:.2f} s, Retry-After 1"
     kinds = {r.kind for r in responses if r.status == 200}
-    assert kinds == {"listing", "lot", "image"}
+    assert kinds == {"robots", "listing", "lot", "image"}
+
+
+def test_retry_after_pauses_every_connection_to_the_host(
+    tmp_path: Path, demo: type[DemoSite]
+) -> None:
+    config = DemoConfig(lots_per_sale=10, throttle_rate=0.2, retry_after=1)
+    with demo(config):
+        (definition,) = load_sites(["brooklyn-gallery"])
+        four = definition.model_copy(
+            update={"politeness": definition.politeness.model_copy(update={"concurrency": 4})}
+        )
+        report = scrape_site(four, DAY, str(tmp_path))
+    responses = sorted(read_responses(Path(report.warc_file)), key=lambda r: r.fetched_at)
+    throttled = [r for r in responses if r.status == 429]
+    assert throttled
+    for response in throttled:
+        # Requests already on the wire may still land just after; none may start later
+        # inside the pause the site asked for.
+        inside = [
+            r for r in responses if 0.2 < (r.fetched_at - response.fetched_at).total_seconds() < 0.9
+        ]
+        assert inside == [], f"{len(inside)} requests inside the pause after {response.url}"
 
 
 def test_robots_disallow_is_honoured(tmp_path: Path, demo: type[DemoSite]) -> None:
@@ -92,7 +114,11 @@ def test_server_errors_are_retried_then_fail_the_site_with_the_reason(
         with pytest.raises(SiteScrapeError, match=r"listing page failed: .*HTTP 500 after 5"):
             scrape_site(definition, DAY, str(tmp_path))
         assert site.request_count("/hotel-lumiere/auctions/") == 5  # 1 + max_retries 4
-    assert not DataRoot(tmp_path).warc_file(DAY, "hotel-lumiere").exists()
+    warc = DataRoot(tmp_path).warc_file(DAY, "hotel-lumiere")
+    assert not warc.exists()
+    # What the site answered is kept as evidence, under a name no reader takes for a backup.
+    evidence = list(read_responses(warc.with_name(warc.name + ".failed")))
+    assert [r.status for r in evidence if r.kind == "listing"] == [500] * 5
 
 
 def test_a_finished_day_is_not_fetched_again_and_a_failed_rescrape_keeps_it(
@@ -283,6 +309,17 @@ def test_changed_layout_is_quarantined_and_recent_counts_are_checked(
     assert "/harrow-finch/lot/" in str(info.value) and "reprocess" in str(info.value)
     assert root.quarantine_file(DAY, "harrow-finch").read_text().count("\n") >= 4
     assert not root.processed_file(DAY, "harrow-finch").exists()
+    # A listing selector that finds nothing: zero lot pages is a breach, not an empty day.
+    blind_root = tmp_path / "blind"
+    with demo(DemoConfig(lots_per_sale=6)):
+        (fresh,) = load_sites(["brooklyn-gallery"])  # this server's URL
+        listing = fresh.listing.model_copy(
+            update={"lot_links": fresh.listing.lot_links.model_copy(update={"css": "a.x"})}
+        )
+        blind = fresh.model_copy(update={"listing": listing})
+        scrape_site(blind, DAY, str(blind_root))
+    with pytest.raises(LayoutChangeError, match=r"0 lot pages .* --rescrape"):
+        process_site(blind, DAY, str(blind_root))
     # Far fewer lots than the recent median is a breach too.
     with pytest.raises(LayoutChangeError, match="against a median of 40"):
         process_site(brooklyn, DAY, str(tmp_path), recent_counts=[40, 41, 39])
