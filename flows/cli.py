@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
+from deployments.register import DeploymentConfigError
 from infra import localslurm
 from infra.prefect_api import PrefectApiError, configured_api_url, prefect_api
 from infra.profiles import ProfileError, SlurmProfile, load_profile
@@ -104,6 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("action", choices=["up", "down", "status"])
     cluster.add_argument("--state-dir", type=Path, default=localslurm.DEFAULT_STATE_DIR)
     cluster.add_argument("--nodes", type=int, default=3)
+
+    server = commands.add_parser("server", help="the long-lived Prefect server (UI, schedules)")
+    server.add_argument("action", choices=["up", "down", "status"])
+    server.add_argument(
+        "--state-dir", type=Path, default=None, help="default .state/prefect-server"
+    )
+    server.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
+    server.add_argument("--port", type=int, default=4200)
+    server.add_argument(
+        "--database-url", default=None, help="PostgreSQL URL (postgresql+asyncpg://...)"
+    )
+
+    deploy = commands.add_parser("deploy", help="register the daily deployments (idempotent)")
+    deploy.add_argument(
+        "--file", type=Path, default=None, help="default deployments/deployments.yaml"
+    )
+
+    worker = commands.add_parser("worker", help="run the worker that executes scheduled runs")
+    worker.add_argument("--pool", default=None, help="work pool (default: from deployments.yaml)")
 
     commands.add_parser(
         "demo-site",
@@ -289,6 +309,54 @@ def cmd_sites(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_server(args: argparse.Namespace) -> int:
+    """Start, stop or describe the long-lived Prefect server."""
+    from infra import prefect_server
+
+    state_dir = args.state_dir or prefect_server.DEFAULT_STATE_DIR
+    if args.action == "up":
+        info = prefect_server.up(state_dir, args.host, args.port, args.database_url)
+        _note(f"Prefect server up (pid {info.pid}); UI at {info.url.removesuffix('/api')}")
+        print(f"export PREFECT_API_URL={info.url}")
+    elif args.action == "down":
+        stopped = prefect_server.down(state_dir)
+        _note(f"stopped the Prefect server (pid {stopped.pid})" if stopped else "none running")
+    else:
+        print(prefect_server.status(state_dir))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Register the deployments with the server PREFECT_API_URL names."""
+    from deployments.register import DEFAULT_FILE, register
+
+    url = configured_api_url()
+    if not url:
+        raise UsageError(
+            "PREFECT_API_URL is not set: start the server (auction-pipeline server up) and "
+            "export the URL it prints"
+        )
+    with prefect_api(log=_note):
+        for item in register(args.file or DEFAULT_FILE):
+            print(f"registered {item.name} ({item.deployment_id})")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a Prefect process worker on the deployments' work pool (until stopped)."""
+    from deployments.register import load_deployments
+
+    if not configured_api_url():
+        raise UsageError("PREFECT_API_URL is not set: the worker must reach the Prefect server")
+    _use_local_cluster_if_running()
+    pool = args.pool or load_deployments().work_pool
+    prefect = Path(sys.executable).with_name("prefect")
+    argv = [str(prefect), "worker", "start", "--pool", pool, "--type", "process"]
+    _note(f"starting: {' '.join(argv)}")
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
 def cmd_cluster(args: argparse.Namespace) -> int:
     """Start, stop or describe the local Slurm cluster."""
     if args.action == "up":
@@ -321,8 +389,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_archive(args)
         if args.command == "sites":
             return cmd_sites(args)
+        if args.command == "server":
+            return cmd_server(args)
+        if args.command == "deploy":
+            return cmd_deploy(args)
+        if args.command == "worker":
+            return cmd_worker(args)
         return cmd_cluster(args)
-    except (UsageError, ProfileError, SiteDefinitionError, FileNotFoundError) as exc:
+    except (
+        UsageError,
+        ProfileError,
+        SiteDefinitionError,
+        FileNotFoundError,
+        DeploymentConfigError,
+    ) as exc:
         print(f"auction-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (PrefectApiError, localslurm.LocalClusterError, SlurmCommandError, FetchError) as exc:

@@ -1,0 +1,166 @@
+"""Register the daily deployments (``deployments/deployments.yaml``) with the Prefect server.
+
+``auction-pipeline deploy`` runs this. It is idempotent: the work pool is created when
+missing, and each deployment is created or updated in place under the same name. Every
+deployment gets a cron schedule in an explicit time zone, its parameters, and a concurrency
+limit of one run with ``CANCEL_NEW``: a run that would overlap an active one (a slow day, or
+late runs after an outage) is cancelled instead of queued behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FILE = Path(__file__).resolve().parent / "deployments.yaml"
+ENTRYPOINT = "flows/daily.py:daily_pipeline"
+FLOW_NAME = "daily-pipeline"
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
+
+
+class DeploymentConfigError(ValueError):
+    """The deployments file is unreadable or invalid; the message names file and field."""
+
+
+class DeploymentSpec(BaseModel):
+    """One deployment of the daily flow."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str
+    branch: str
+    source: str = Field(description="a checkout directory, or a git URL (then `branch` is used)")
+    cron: str
+    timezone: str
+    parameters: dict[str, Any]
+    tags: list[str] = Field(default_factory=list)
+
+
+class DeploymentsFile(BaseModel):
+    """The whole file: the work pool and the deployments by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    work_pool: str
+    deployments: dict[str, DeploymentSpec]
+
+
+def _expand(value: Any) -> Any:
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            found = os.environ.get(match["name"])
+            if found:
+                return found
+            if match["default"] is not None:
+                return match["default"]
+            raise DeploymentConfigError(f"environment variable {match['name']} is not set")
+
+        return _ENV_REF.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    return value
+
+
+def load_deployments(path: Path = DEFAULT_FILE) -> DeploymentsFile:
+    """Read and validate the deployments file, with ``${VAR}`` expanded."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return DeploymentsFile.model_validate(_expand(raw))
+    except OSError as exc:
+        raise DeploymentConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise DeploymentConfigError(f"{path} is not valid YAML: {exc}") from exc
+    except (ValidationError, DeploymentConfigError) as exc:
+        raise DeploymentConfigError(f"{path}: {exc}") from exc
+
+
+def _is_git_url(source: str) -> bool:
+    return source.startswith(("https://", "http://", "git@", "ssh://", "file://"))
+
+
+def _absolute(value: str) -> str:
+    """Relative paths in the file are relative to this checkout."""
+    return value if os.path.isabs(value) else str((REPO_ROOT / value).resolve())
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A deployment as registered: its full name and id."""
+
+    name: str
+    deployment_id: str
+
+
+def check_profiles(config: DeploymentsFile) -> None:
+    """Every deployment's profile must exist: a typo fails here, not at 06:00."""
+    from infra.profiles import load_profile
+
+    for name, spec in config.deployments.items():
+        profile = spec.parameters.get("profile")
+        if not isinstance(profile, str):
+            raise DeploymentConfigError(f"deployment {name!r}: parameters.profile is missing")
+        try:
+            load_profile(profile)
+        except ValueError as exc:
+            raise DeploymentConfigError(f"deployment {name!r}: {exc}") from exc
+
+
+def ensure_work_pool(name: str) -> None:
+    """Create the process work pool if it does not exist."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    # Already there: keep it as it is.
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+
+
+def register(path: Path = DEFAULT_FILE) -> list[Registered]:
+    """Create or update the work pool and every deployment in ``path``."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.flows import Flow
+    from prefect.runner.storage import GitRepository
+    from prefect.schedules import Cron
+
+    config = load_deployments(path)
+    check_profiles(config)
+    ensure_work_pool(config.work_pool)
+    registered = []
+    for name, spec in config.deployments.items():
+        source: Any = (
+            GitRepository(url=spec.source, branch=spec.branch)
+            if _is_git_url(spec.source)
+            else _absolute(spec.source)
+        )
+        parameters = dict(spec.parameters)
+        if isinstance(parameters.get("data_root"), str):
+            parameters["data_root"] = _absolute(parameters["data_root"])
+        flow: Any = Flow.from_source(source=source, entrypoint=ENTRYPOINT)
+        deployment_id = flow.deploy(
+            name=name,
+            work_pool_name=config.work_pool,
+            build=False,
+            push=False,
+            schedules=[Cron(spec.cron, timezone=spec.timezone)],
+            parameters=parameters,
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+            description=spec.description,
+            tags=[*spec.tags, f"branch:{spec.branch}"],
+            print_next_steps=False,
+        )
+        registered.append(Registered(f"{FLOW_NAME}/{name}", str(deployment_id)))
+    return registered

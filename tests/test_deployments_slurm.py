@@ -1,0 +1,120 @@
+"""The deployments for real: a long-lived Prefect server from `auction-pipeline server up`,
+the deployments registered with `auction-pipeline deploy` (twice: idempotent), schedules read
+back from the server, a worker from `auction-pipeline worker`, and `prefect deployment run
+'daily-pipeline/dev'` completing with its tasks in Slurm jobs on partition dev."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deployments.register import load_deployments
+from infra import prefect_server
+from sites.demo.server import DemoSite
+
+pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """`auction-pipeline server up` in a temp state dir; `down` afterwards."""
+    state = tmp_path / "server"
+    port = str(_free_port())
+    up = subprocess.run(
+        [BIN / "auction-pipeline", "server", "up", "--state-dir", state, "--port", port],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    url = up.stdout.strip().removeprefix("export PREFECT_API_URL=")
+    try:
+        yield url
+    finally:
+        down = subprocess.run(
+            [BIN / "auction-pipeline", "server", "down", "--state-dir", state],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert down.returncode == 0, down.stderr
+        assert prefect_server.running(state) is None
+
+
+def test_deployment_run_on_the_dev_partition(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "dev-data"
+    env = {
+        "PREFECT_API_URL": server,
+        "AUCTION_PIPELINE_DEV_DATA_ROOT": str(data_root),
+        "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
+    }
+    for _ in range(2):  # registering twice changes nothing
+        deployed = cli("deploy", env=env, timeout=120)
+        assert deployed.returncode == 0, deployed.stderr[-2000:]
+    ids = [line.split()[-1] for line in deployed.stdout.splitlines() if "registered" in line]
+    assert len(ids) == 2
+
+    # The schedules as the server holds them are the ones deployments.yaml (and the README) give.
+    config = load_deployments()
+    readme = (REPO_ROOT / "README.md").read_text()
+    with httpx.Client(base_url=server, timeout=30) as api:
+        for name, spec in config.deployments.items():
+            deployment = api.get(f"/deployments/name/daily-pipeline/{name}").json()
+            (schedule,) = deployment["schedules"]
+            assert schedule["schedule"]["cron"] == spec.cron
+            assert schedule["schedule"]["timezone"] == spec.timezone
+            assert deployment["parameters"]["profile"] == spec.parameters["profile"]
+            assert deployment["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
+            assert f"`{spec.cron}`" in readme and spec.timezone in readme
+        dev = api.get("/deployments/name/daily-pipeline/dev").json()
+        assert dev["parameters"] == {"profile": "dev", "data_root": str(data_root)}
+
+    with DemoSite() as site:
+        worker = subprocess.Popen(
+            [BIN / "auction-pipeline", "worker"],
+            env={**os.environ, **env, "DEMO_SITE_URL": site.url,
+                 "PREFECT_WORKER_QUERY_SECONDS": "2"},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            run = subprocess.run(
+                [BIN / "prefect", "deployment", "run", "daily-pipeline/dev",
+                 "-p", "date=2026-03-14", "--watch", "--watch-timeout", "300"],
+                env={**os.environ, **env}, capture_output=True, text=True, timeout=360,
+                check=False,
+            )  # fmt: skip
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=60)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "Completed" in run.stdout
+
+    provenance = json.loads((data_root / "archive" / "2026-03-14" / "provenance.json").read_text())
+    jobs = provenance["slurm_jobs"]
+    assert jobs and {job["partition"] for job in jobs} == {"dev"}
+    with httpx.Client(base_url=server, timeout=30) as api:
+        flow_run = api.get(f"/flow_runs/{provenance['flow_run_id']}").json()
+        assert flow_run["state_type"] == "COMPLETED"
+        assert flow_run["deployment_id"] == dev["id"]
+        task_runs = api.post(
+            "/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run["id"]]}}}
+        ).json()
+        assert len(task_runs) == 8
+        assert {t["state_type"] for t in task_runs} == {"COMPLETED"}
