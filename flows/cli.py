@@ -328,17 +328,24 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Register the deployments with the server PREFECT_API_URL names."""
-    from deployments.register import DEFAULT_FILE, register
+    from deployments.register import DEFAULT_FILE, check_profiles, load_deployments, register
+    from infra.prefect_api import api_is_healthy
 
+    path = args.file or DEFAULT_FILE
+    check_profiles(load_deployments(path))  # bad input is reported before any server is asked
     url = configured_api_url()
     if not url:
         raise UsageError(
             "PREFECT_API_URL is not set: start the server (auction-pipeline server up) and "
             "export the URL it prints"
         )
-    with prefect_api(log=_note):
-        for item in register(args.file or DEFAULT_FILE):
-            print(f"registered {item.name} ({item.deployment_id})")
+    if not api_is_healthy(url):
+        raise PrefectApiError(
+            f"the Prefect server at {url} (PREFECT_API_URL) is not reachable; start it with "
+            "`auction-pipeline server up` or correct PREFECT_API_URL"
+        )
+    for item in register(path):
+        print(f"registered {item.name} ({item.deployment_id})")
     return 0
 
 

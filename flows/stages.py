@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect import task
+from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext, get_run_context
 from prefect.futures import PrefectFuture, as_completed
@@ -124,8 +125,38 @@ class Run:
         ).result()
         self.places.append(self.archived.place)
 
+    def publish(self) -> None:
+        """Leave the run's per-site table in the Prefect UI (Artifacts tab of the run)."""
+        loaded = self.loaded
+        rows = []
+        for name, row in self.summary()["sites"].items():
+            warnings = []
+            if row["invalid"]:
+                warnings.append(f"{row['invalid']} invalid lots (quarantined)")
+            if row["failed_urls"]:
+                warnings.append(f"{row['failed_urls']} URLs failed")
+            if row["reused_backup"]:
+                warnings.append("reused the day's page backup")
+            rows.append(
+                {
+                    "site": name,
+                    "status": "FAILED" if row["error"] else "ok",
+                    "pages": row["pages"],
+                    "lots": row["lots"],
+                    "new lots": loaded.new_lots_by_site.get(name, 0) if loaded else 0,
+                    "warnings": "; ".join(warnings) or "",
+                    "error": row["error"] or "",
+                }
+            )
+        create_table_artifact(
+            rows,
+            key=f"{self.flow_name}-sites".lower(),
+            description=f"{self.flow_name} {self.day}: per-site results",
+        )
+
     def final_state(self) -> State[Any]:
         """Completed with the summary, or Failed naming every failed site and why."""
+        self.publish()
         summary = self.summary()
         if self.failures:
             shown = "; ".join(f"{site}: {why}" for site, why in sorted(self.failures.items()))

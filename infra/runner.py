@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import dask
+from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
@@ -272,6 +273,12 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             profile.partition,
             script_path,
             job_script,
+        )
+        create_markdown_artifact(
+            f"Dask workers on partition `{profile.partition}` (profile `{profile.name}`), "
+            f"saved as `{script_path}`:\n\n```bash\n{job_script}\n```\n",
+            key="slurm-job-script",
+            description="the sbatch script of this run's Dask workers",
         )
         try:
             client.wait_for_workers(1, timeout=profile.worker_start_timeout)

@@ -205,6 +205,7 @@ class LoadReport:
     lots_loaded: int
     new_lots: int
     lots_total: int
+    new_lots_by_site: dict[str, int] = field(default_factory=dict)
     place: RunPlace = field(default_factory=where_am_i)
 
 
@@ -535,6 +536,10 @@ def load_day(
         lots_loaded=len(records),
         new_lots=len({(r.site, r.lot_key) for r in records} - known),
         lots_total=after,
+        new_lots_by_site={
+            site.name: len({(r.site, r.lot_key) for r in records if r.site == site.name} - known)
+            for site in sites
+        },
     )
 
 

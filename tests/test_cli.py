@@ -243,3 +243,18 @@ def test_sites_check_shows_what_each_selector_extracts(cli, tmp_path: Path) -> N
     result = cli("sites", "check", str(broken), timeout=60)
     assert result.returncode == 2
     assert str(broken) in result.stderr and "title" in result.stderr
+
+
+def test_deploy_refuses_bad_input_with_one_line(cli, tmp_path: Path) -> None:
+    bad = tmp_path / "deployments.yaml"
+    bad.write_text(
+        "work_pool: p\ndeployments:\n  gpu:\n    description: x\n    branch: main\n"
+        "    source: .\n    cron: '0 6 * * *'\n    timezone: UTC\n"
+        "    parameters: {profile: gpu}\n"
+    )
+    unknown = cli("deploy", "--file", str(bad), env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert unknown.returncode == 2 and "unknown profile 'gpu'" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
+    unreachable = cli("deploy", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert unreachable.returncode == 3 and "is not reachable" in unreachable.stderr
+    assert len(unreachable.stderr.strip().splitlines()) == 1

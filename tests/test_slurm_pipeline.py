@@ -96,6 +96,20 @@ def test_daily_pipeline_on_dev_partition(
     lines = (Path(summary["archive"]) / "data" / "tables" / "lots.csv").read_text().splitlines()
     assert len(lines) == len(expected) + 1
 
+    # The UI shows the per-site table and the job script as artifacts of the run.
+    response = httpx.post(
+        f"{prefect_api_url}/artifacts/filter",
+        json={"artifacts": {"flow_run_id": {"any_": [summary["flow_run_id"]]}}},
+        timeout=30,
+    )
+    artifacts = {a["key"]: a for a in response.json()}
+    assert set(artifacts) == {"daily-pipeline-sites", "slurm-job-script"}
+    table = artifacts["daily-pipeline-sites"]["data"]
+    table_rows = json.loads(table) if isinstance(table, str) else table
+    assert {row["site"] for row in table_rows} == set(HOUSES)
+    assert sum(row["new lots"] for row in table_rows) == len(expected)
+    assert "#SBATCH -p dev" in artifacts["slurm-job-script"]["data"]
+
     # The rendered job script was saved where the user can read it.
     scripts = list((data_root / "logs" / "slurm").glob("worker-job-*.sh"))
     assert scripts and "#SBATCH -p dev" in scripts[0].read_text()
