@@ -290,9 +290,21 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
                 explain_missing_workers(profile, job_ids, cluster.scheduler_address, log_directory)
             ) from None
 
+    def _retire_workers(self) -> None:
+        """Let the workers leave cleanly before their jobs are cancelled, so closing the
+        cluster does not log a broken connection per worker."""
+        client: Any = self._inner._client if self._inner is not None else None
+        if client is None or client.status != "running":
+            return
+        try:
+            client.retire_workers(close_workers=True)
+        except Exception as exc:  # closing goes on regardless; say why it was not graceful
+            self.logger.debug("could not retire workers before closing: %s", exc)
+
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         try:
             if self._inner is not None:
+                self._retire_workers()
                 self._inner.__exit__(exc_type, exc_value, traceback)
         finally:
             if self._config is not None:
