@@ -9,6 +9,7 @@ database under a state directory so the run history stays browsable afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -52,6 +53,71 @@ def server_command(host: str, port: int) -> list[str]:
     return [str(prefect), "server", "start", "--host", host, "--port", str(port)]
 
 
+def start_server(
+    state_dir: Path,
+    host: str,
+    port: int,
+    database_url: str | None = None,
+    timeout: float = START_TIMEOUT,
+) -> subprocess.Popen[bytes]:
+    """Start ``prefect server start`` in its own session with its state under ``state_dir``
+    (SQLite there, or ``database_url``) and return once its API answers.
+
+    Raises PrefectApiError, with the log's path, when it exits or stays silent; the process
+    is stopped then.
+    """
+    url = f"http://{host}:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(state_dir),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": url,
+    }
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    log_path = state_dir / "server.log"
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(
+            server_command(host, port),
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopped as one, outlives a shell
+        )
+    deadline = time.monotonic() + timeout
+    while not api_is_healthy(url, timeout=2.0):
+        if proc.poll() is not None:
+            raise PrefectApiError(
+                f"the Prefect server exited with code {proc.returncode} while starting; "
+                f"see {log_path}"
+            )
+        if time.monotonic() > deadline:
+            stop_server(proc.pid)
+            raise PrefectApiError(
+                f"the Prefect server did not answer within {timeout:g} s; see {log_path}"
+            )
+        time.sleep(0.5)
+    return proc
+
+
+def stop_server(pid: int, timeout: float = 20.0) -> None:
+    """Stop a server started by :func:`start_server` (its whole process group)."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 @contextmanager
 def temporary_server(
     state_dir: Path = DEFAULT_STATE_DIR,
@@ -61,48 +127,18 @@ def temporary_server(
     """Run a Prefect server (SQLite under ``state_dir``) for the block; yield its API URL."""
     state_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
+    proc = start_server(state_dir, host, port)
     url = f"http://{host}:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(state_dir),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_URL": url,
-    }
-    log_path = state_dir / "server.log"
-    with open(log_path, "ab") as log_file:
-        proc = subprocess.Popen(
-            server_command(host, port),
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not api_is_healthy(url, timeout=2.0):
-            if proc.poll() is not None:
-                raise PrefectApiError(
-                    f"the Prefect server exited with code {proc.returncode} while starting; "
-                    f"see {log_path}"
-                )
-            if time.monotonic() > deadline:
-                raise PrefectApiError(
-                    f"the Prefect server did not answer within {START_TIMEOUT:g} s; see {log_path}"
-                )
-            time.sleep(0.5)
         log(
             f"started a Prefect server for this run at {url.removesuffix('/api')} "
             f"(history kept in {state_dir})"
         )
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_server(proc.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
 
 
 def configured_api_url() -> str | None:

@@ -9,14 +9,16 @@ compute nodes reach it only when ``--host`` names an interface they can route to
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.prefect_api import START_TIMEOUT, PrefectApiError, api_is_healthy, server_command
+from infra.prefect_api import (
+    START_TIMEOUT,
+    PrefectApiError,
+    api_is_healthy,
+    start_server,
+    stop_server,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = REPO_ROOT / ".state" / "prefect-server"
@@ -77,39 +79,9 @@ def up(
         raise PrefectApiError(
             f"another Prefect server already answers at {url}; stop it or choose --port"
         )
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(state_dir),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_URL": url,
-    }
-    if database_url:
-        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
-    log_path = state_dir / "server.log"
-    with open(log_path, "ab") as log_file:
-        proc = subprocess.Popen(
-            server_command(host, port),
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # survives the shell that started it
-        )
+    proc = start_server(state_dir, host, port, database_url, timeout)
     _pid_file(state_dir).write_text(f"{proc.pid}\n")
     _url_file(state_dir).write_text(f"{url}\n")
-    deadline = time.monotonic() + timeout
-    while not api_is_healthy(url, timeout=2.0):
-        if proc.poll() is not None:
-            raise PrefectApiError(
-                f"the Prefect server exited with code {proc.returncode} while starting; "
-                f"see {log_path}"
-            )
-        if time.monotonic() > deadline:
-            down(state_dir)
-            raise PrefectApiError(
-                f"the Prefect server did not answer within {timeout:g} s; see {log_path}"
-            )
-        time.sleep(0.5)
     return ServerInfo(proc.pid, url, state_dir)
 
 
@@ -118,12 +90,7 @@ def down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 20.0) -> ServerIn
     state_dir = state_dir.resolve()
     current = running(state_dir)
     if current is not None:
-        os.killpg(current.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(current.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _alive(current.pid):
-            os.killpg(current.pid, signal.SIGKILL)
+        stop_server(current.pid, timeout)
     _pid_file(state_dir).unlink(missing_ok=True)
     return current
 
