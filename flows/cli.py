@@ -20,6 +20,7 @@ from typing import Any, NoReturn, cast
 
 from deployments.register import DeploymentConfigError
 from infra import localslurm
+from infra.notifier import NotifierError
 from infra.prefect_api import PrefectApiError, configured_api_url, prefect_api
 from infra.profiles import ProfileError, SlurmProfile, load_profile
 from infra.slurm import SlurmCommandError
@@ -124,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run the worker that executes scheduled runs")
     worker.add_argument("--pool", default=None, help="work pool (default: from deployments.yaml)")
+
+    notifier = commands.add_parser(
+        "notifier", help="mail every failed or crashed deployment run (runs until stopped)"
+    )
+    notifier.add_argument("--once", action="store_true", help="check once and exit")
+    notifier.add_argument("--interval", type=float, default=30.0, help="seconds between checks")
+    notifier.add_argument("--state-file", type=Path, default=None)
 
     commands.add_parser(
         "demo-site",
@@ -364,6 +372,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_notifier(args: argparse.Namespace) -> int:
+    """Mail failed and crashed deployment runs: once, or every --interval seconds."""
+    from infra.notifier import DEFAULT_STATE_FILE, MailSettings, Notifier
+
+    url = configured_api_url()
+    if not url:
+        raise UsageError("PREFECT_API_URL is not set: the notifier reads runs from the server")
+    notifier = Notifier(
+        url,
+        MailSettings.from_environment(),
+        args.state_file or DEFAULT_STATE_FILE,
+        os.environ.get("AUCTION_PIPELINE_UI_URL"),
+        log=_note,
+    )
+    if args.once:
+        sent = notifier.poll_once()
+        _note(f"{sent} failure e-mail(s) sent")
+        return 0
+    notifier.run_forever(args.interval)
+    return 0
+
+
 def cmd_cluster(args: argparse.Namespace) -> int:
     """Start, stop or describe the local Slurm cluster."""
     if args.action == "up":
@@ -402,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_deploy(args)
         if args.command == "worker":
             return cmd_worker(args)
+        if args.command == "notifier":
+            return cmd_notifier(args)
         return cmd_cluster(args)
     except (
         UsageError,
@@ -412,7 +444,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"auction-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (PrefectApiError, localslurm.LocalClusterError, SlurmCommandError, FetchError) as exc:
+    except (
+        PrefectApiError,
+        localslurm.LocalClusterError,
+        SlurmCommandError,
+        FetchError,
+        NotifierError,
+    ) as exc:
         print(f"auction-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
     except KeyboardInterrupt:

@@ -9,9 +9,11 @@ archive's provenance and the final state are built from one record.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import task
 from prefect.artifacts import create_table_artifact
@@ -24,7 +26,7 @@ from prefect.states import Completed, Failed
 from sites.loader import SiteDefinition, load_sites
 from tasks.archive import ArchiveReport, archive_day
 from tasks.process import ProcessReport, process_site
-from tasks.runinfo import RunPlace, slurm_jobs
+from tasks.runinfo import RunPlace, slurm_jobs, where_am_i
 from tasks.scrape import ScrapeReport, scrape_site
 from tasks.store import (
     DatabaseConnectionError,
@@ -35,11 +37,35 @@ from tasks.store import (
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
-scrape_task = task(name="scrape-site", task_run_name="scrape-{site.name}")(scrape_site)
-process_task = task(name="process-site", task_run_name="process-{site.name}")(process_site)
-load_task = task(name="load-database", task_run_name="load-{day}")(load_day)
-archive_task = task(name="archive-day", task_run_name="archive-{day}")(archive_day)
+PLACE_LOG_PREFIX = "running in"
+
+
+def located(fn: Callable[P, T]) -> Callable[P, T]:
+    """``fn``, logging first (to the task run, so to the UI and the failure e-mails) which
+    Slurm job and node it runs on: a failed task returns no report to say it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        place = where_am_i()
+        job = (
+            f"Slurm job {place.slurm_job_id} ({place.partition})"
+            if place.slurm_job_id
+            else "no Slurm job"
+        )
+        get_run_logger().info(
+            "%s %s on node %s, pid %s", PLACE_LOG_PREFIX, job, place.node, place.pid
+        )
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+scrape_task = task(name="scrape-site", task_run_name="scrape-{site.name}")(located(scrape_site))
+process_task = task(name="process-site", task_run_name="process-{site.name}")(located(process_site))
+load_task = task(name="load-database", task_run_name="load-{day}")(located(load_day))
+archive_task = task(name="archive-day", task_run_name="archive-{day}")(located(archive_day))
 
 # A site's scrape is slow by design (polite rate limits): tell Dask, so it scales out at once.
 EXPECTED_DURATIONS = {scrape_site.__name__: "10m", process_site.__name__: "1m"}

@@ -5,6 +5,8 @@ back from the server, a worker from `auction-pipeline worker`, and `prefect depl
 
 from __future__ import annotations
 
+import email
+import email.message
 import json
 import os
 import signal
@@ -13,12 +15,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 
 from deployments.register import load_deployments
 from infra import prefect_server
+from sites.demo.catalogue import DemoConfig
 from sites.demo.server import DemoSite
 
 pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
@@ -118,3 +123,79 @@ def test_deployment_run_on_the_dev_partition(
         ).json()
         assert len(task_runs) == 8
         assert {t["state_type"] for t in task_runs} == {"COMPLETED"}
+
+
+class _Inbox:
+    """aiosmtpd handler keeping every message received."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def test_a_failed_deployment_run_is_mailed_once_with_its_cause(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "dev-data"
+    env = {
+        "PREFECT_API_URL": server,
+        "AUCTION_PIPELINE_DEV_DATA_ROOT": str(data_root),
+        "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
+    }
+    assert cli("deploy", env=env, timeout=120).returncode == 0
+    with DemoSite(DemoConfig(unreachable=frozenset({"hotel-lumiere"}))) as site:
+        worker = subprocess.Popen(
+            [BIN / "auction-pipeline", "worker"],
+            env={**os.environ, **env, "DEMO_SITE_URL": site.url,
+                 "PREFECT_WORKER_QUERY_SECONDS": "2"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            run = subprocess.run(
+                [BIN / "prefect", "deployment", "run", "daily-pipeline/dev",
+                 "-p", "date=2026-03-14", "--watch", "--watch-timeout", "300"],
+                env={**os.environ, **env}, capture_output=True, text=True, timeout=360,
+                check=False,
+            )  # fmt: skip
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=60)
+    assert run.returncode != 0 and "Failed" in run.stdout, run.stdout[-2000:]
+
+    mail_env = {
+        **env,
+        "AUCTION_PIPELINE_SMTP_HOST": "127.0.0.1",
+        "AUCTION_PIPELINE_MAIL_FROM": "pipeline@example.org",
+        "AUCTION_PIPELINE_MAIL_TO": "curator@example.org, rse@example.org",
+    }
+    state = ["--state-file", str(tmp_path / "notifier.json")]
+    # An SMTP server that refuses: one line naming it, nothing marked as sent.
+    refused = cli("notifier", "--once", *state,
+                  env={**mail_env, "AUCTION_PIPELINE_SMTP_PORT": str(_free_port())})  # fmt: skip
+    assert refused.returncode == 3 and "did not take the mail" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+    inbox = _Inbox()
+    port = _free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        mail_env["AUCTION_PIPELINE_SMTP_PORT"] = str(port)
+        first = cli("notifier", "--once", *state, env=mail_env)
+        again = cli("notifier", "--once", *state, env=mail_env)
+    finally:
+        smtp.stop()
+    assert first.returncode == 0, first.stderr
+    assert again.returncode == 0 and "0 failure e-mail(s) sent" in again.stderr
+    (message,) = inbox.messages  # mailed exactly once
+    assert message["Subject"] == "[auction-pipeline] daily-pipeline/dev 2026-03-14: run FAILED"
+    assert message["To"] == "curator@example.org, rse@example.org"
+    body = message.get_payload(decode=True).decode()
+    assert "scrape-hotel-lumiere (FAILED) running in Slurm job" in body
+    assert "(dev) on node n" in body
+    assert "HTTP 503" in body
+    assert f"{server.removesuffix('/api')}/runs/flow-run/" in body
+    assert "log lines:" in body and "Beginning flow run" in body

@@ -1,0 +1,275 @@
+"""Failure e-mails: every failed or crashed run of a deployment is mailed once, with its cause.
+
+``auction-pipeline notifier`` runs next to the Prefect server (like the worker). It asks the
+Prefect API for deployment runs that ended Failed or Crashed, and mails each one once to the
+configured recipients over SMTP: the deployment, the date, the failing tasks with their
+errors and the Slurm job and node each ran in, the tail of the run's log, and a link to the
+run in the UI. Prefect's own automations cannot do this in the open-source server (no SMTP
+block; a notification template cannot read logs), hence this small service.
+
+Configuration comes from the environment, so no secret is in the repository::
+
+    AUCTION_PIPELINE_SMTP_HOST, _SMTP_PORT (25), _SMTP_USER, _SMTP_PASSWORD, _SMTP_STARTTLS
+    AUCTION_PIPELINE_MAIL_FROM, AUCTION_PIPELINE_MAIL_TO (comma-separated)
+    AUCTION_PIPELINE_UI_URL (default: PREFECT_API_URL without /api)
+
+Which runs were mailed is kept in a state file (written atomically), so a restart neither
+forgets a failure nor mails it twice; a run whose mail the SMTP server refused is tried
+again at the next poll.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from infra.atomic import write_atomic
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STATE_FILE = REPO_ROOT / ".state" / "notifier.json"
+PLACE_MARKER = "running in"  # the line each task logs first (flows/stages.py: located)
+LOG_TAIL_LINES = 30
+
+
+class NotifierError(RuntimeError):
+    """Mail could not be configured or sent; the message names the setting or the server."""
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Where and how failure mails are sent."""
+
+    host: str
+    port: int
+    user: str | None
+    password: str | None
+    starttls: bool
+    sender: str
+    recipients: list[str]
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str] | None = None) -> MailSettings:
+        """Read the settings; a missing one is named with the variable to set."""
+        env = dict(os.environ) if environ is None else environ
+        missing = [
+            name
+            for name in (
+                "AUCTION_PIPELINE_SMTP_HOST",
+                "AUCTION_PIPELINE_MAIL_FROM",
+                "AUCTION_PIPELINE_MAIL_TO",
+            )
+            if not env.get(name)
+        ]
+        if missing:
+            raise NotifierError(f"set {', '.join(missing)} to send failure e-mails")
+        port = env.get("AUCTION_PIPELINE_SMTP_PORT", "25")
+        if not port.isdigit():
+            raise NotifierError(f"AUCTION_PIPELINE_SMTP_PORT={port!r} is not a port number")
+        return cls(
+            host=env["AUCTION_PIPELINE_SMTP_HOST"],
+            port=int(port),
+            user=env.get("AUCTION_PIPELINE_SMTP_USER") or None,
+            password=env.get("AUCTION_PIPELINE_SMTP_PASSWORD") or None,
+            starttls=env.get("AUCTION_PIPELINE_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+            sender=env["AUCTION_PIPELINE_MAIL_FROM"],
+            recipients=[r.strip() for r in env["AUCTION_PIPELINE_MAIL_TO"].split(",") if r.strip()],
+        )
+
+
+@dataclass(frozen=True)
+class FailedTask:
+    """A task of the run that did not complete: name, error, and where it ran."""
+
+    name: str
+    state: str
+    error: str
+    place: str
+
+
+def compose(
+    run: dict[str, Any],
+    deployment_name: str,
+    tasks: list[FailedTask],
+    log_tail: list[str],
+    ui_url: str,
+    settings: MailSettings,
+) -> EmailMessage:
+    """The failure e-mail for one flow run (pure: everything comes in as arguments)."""
+    state = run.get("state_type") or "FAILED"
+    day = (run.get("parameters") or {}).get("date") or run.get("expected_start_time", "")[:10]
+    link = f"{ui_url.rstrip('/')}/runs/flow-run/{run['id']}"
+    message = EmailMessage()
+    message["Subject"] = f"[auction-pipeline] {deployment_name} {day}: run {state}"
+    message["From"] = settings.sender
+    message["To"] = ", ".join(settings.recipients)
+    lines = [
+        f"The run {run.get('name')} of deployment {deployment_name} for {day} ended {state}.",
+        "",
+        f"Reason: {(run.get('state') or {}).get('message') or '(no message)'}",
+        "",
+    ]
+    if tasks:
+        lines.append("Failing tasks:")
+        for task in tasks:
+            lines.append(f"  - {task.name} ({task.state}) {task.place}")
+            lines.append(f"      {task.error}")
+        lines.append("")
+    lines += [f"The run in the Prefect UI: {link}", "", f"Last {len(log_tail)} log lines:"]
+    lines += [f"  {line}" for line in log_tail]
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def send(message: EmailMessage, settings: MailSettings) -> None:
+    """Deliver one message; a refusal or unreachable server becomes a NotifierError."""
+    try:
+        with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
+            if settings.starttls:
+                smtp.starttls()
+            if settings.user:
+                smtp.login(settings.user, settings.password or "")
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise NotifierError(
+            f"SMTP server {settings.host}:{settings.port} did not take the mail "
+            f"({type(exc).__name__}: {exc}); it will be retried at the next poll"
+        ) from exc
+
+
+def _older_than_a_day(run: dict[str, Any]) -> bool:
+    from datetime import UTC, datetime, timedelta
+
+    ended = run.get("end_time") or run.get("expected_start_time")
+    if not ended:
+        return False
+    return datetime.fromisoformat(ended) < datetime.now(UTC) - timedelta(days=1)
+
+
+class Notifier:
+    """Finds deployment runs that ended Failed or Crashed and mails each one once."""
+
+    def __init__(
+        self,
+        api_url: str,
+        settings: MailSettings,
+        state_file: Path = DEFAULT_STATE_FILE,
+        ui_url: str | None = None,
+        log: Callable[[str], None] = print,
+    ):
+        self.api = httpx.Client(base_url=api_url.rstrip("/"), timeout=30)
+        self.settings = settings
+        self.state_file = state_file
+        self.ui_url = ui_url or api_url.rstrip("/").removesuffix("/api")
+        self.log = log
+
+    def _mailed(self) -> set[str]:
+        try:
+            return set(json.loads(self.state_file.read_text())["mailed"])
+        except (OSError, ValueError, KeyError):
+            return set()
+
+    def _remember(self, mailed: Iterable[str]) -> None:
+        write_atomic(self.state_file, json.dumps({"mailed": sorted(mailed)}).encode())
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.api.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def failed_runs(self) -> list[dict[str, Any]]:
+        """Deployment runs in a Failed or Crashed state, newest last."""
+        runs: list[dict[str, Any]] = self._post(
+            "/flow_runs/filter",
+            {
+                "flow_runs": {
+                    "state": {"type": {"any_": ["FAILED", "CRASHED"]}},
+                    "deployment_id": {"is_null_": False},
+                },
+                "sort": "EXPECTED_START_TIME_ASC",
+                "limit": 200,
+            },
+        )
+        return runs
+
+    def _tasks(self, run_id: str) -> list[FailedTask]:
+        task_runs = self._post("/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+        failed = []
+        for task_run in task_runs:
+            if task_run.get("state_type") not in ("FAILED", "CRASHED"):
+                continue
+            logs = self._post(
+                "/logs/filter",
+                {"logs": {"task_run_id": {"any_": [task_run["id"]]}}, "sort": "TIMESTAMP_ASC"},
+            )
+            place = next(
+                (entry["message"] for entry in logs if entry["message"].startswith(PLACE_MARKER)),
+                "(where it ran is not known)",
+            )
+            failed.append(
+                FailedTask(
+                    name=task_run["name"],
+                    state=task_run["state_type"],
+                    error=(task_run.get("state") or {}).get("message") or "",
+                    place=place,
+                )
+            )
+        return failed
+
+    def _log_tail(self, run_id: str) -> list[str]:
+        logs = self._post(
+            "/logs/filter",
+            {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_DESC",
+             "limit": LOG_TAIL_LINES},
+        )  # fmt: skip
+        return [f"{e['timestamp'][11:19]} {e['message']}" for e in reversed(logs)]
+
+    def poll_once(self) -> int:
+        """Mail every failed run not mailed yet; return how many were sent.
+
+        Raises NotifierError if the SMTP server refuses (what was sent before is kept).
+        """
+        first_start = not self.state_file.exists()
+        mailed = self._mailed()
+        sent = 0
+        for run in self.failed_runs():
+            if run["id"] in mailed:
+                continue
+            if first_start and _older_than_a_day(run):
+                mailed.add(run["id"])  # history from before the notifier existed: not news
+                continue
+            deployment = self.api.get(f"/deployments/{run['deployment_id']}").json()
+            flow = self.api.get(f"/flows/{run['flow_id']}").json()
+            message = compose(
+                run,
+                f"{flow.get('name')}/{deployment.get('name')}",
+                self._tasks(run["id"]),
+                self._log_tail(run["id"]),
+                self.ui_url,
+                self.settings,
+            )
+            send(message, self.settings)
+            mailed.add(run["id"])
+            self._remember(mailed)
+            sent += 1
+            self.log(f"mailed {message['Subject']} to {message['To']}")
+        if first_start:
+            self._remember(mailed)
+        return sent
+
+    def run_forever(self, interval: float = 30.0) -> None:
+        """Poll every ``interval`` seconds; an SMTP or API failure is logged and retried."""
+        while True:
+            try:
+                self.poll_once()
+            except (NotifierError, httpx.HTTPError) as exc:
+                self.log(f"notifier: {exc}")
+            time.sleep(interval)
