@@ -9,10 +9,12 @@ import email
 import email.message
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,3 +201,88 @@ def test_a_failed_deployment_run_is_mailed_once_with_its_cause(
     assert "HTTP 503" in body
     assert f"{server.removesuffix('/api')}/runs/flow-run/" in body
     assert "log lines:" in body and "Beginning flow run" in body
+
+
+def _process_of_flow_run(flow_run_id: str) -> int | None:
+    """The pid of the process executing a flow run (the worker sets PREFECT__FLOW_RUN_ID)."""
+    marker = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def test_a_killed_flow_process_ends_crashed_and_is_mailed(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    env = {
+        "PREFECT_API_URL": server,
+        "AUCTION_PIPELINE_DEV_DATA_ROOT": str(tmp_path / "dev-data"),
+        "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
+    }
+    assert cli("deploy", env=env, timeout=120).returncode == 0
+    api = httpx.Client(base_url=server, timeout=30)
+    with DemoSite(DemoConfig(latency=0.3)) as site:  # slow enough to kill it mid-run
+        worker = subprocess.Popen(
+            [BIN / "auction-pipeline", "worker"],
+            env={**os.environ, **env, "DEMO_SITE_URL": site.url,
+                 "PREFECT_WORKER_QUERY_SECONDS": "2"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            started = subprocess.run(
+                [BIN / "prefect", "deployment", "run", "daily-pipeline/dev",
+                 "-p", "date=2026-03-14"],
+                env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+                check=True,
+            )  # fmt: skip
+            run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)  # type: ignore[union-attr]
+            pid = None
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                running = api.post(
+                    "/task_runs/filter",
+                    json={"flow_runs": {"id": {"any_": [run_id]}},
+                          "task_runs": {"state": {"type": {"any_": ["RUNNING"]}}}},
+                ).json()  # fmt: skip
+                pid = _process_of_flow_run(run_id)
+                if running and pid:
+                    break
+                time.sleep(1)
+            assert pid, "the flow run never got to running tasks"
+            os.kill(pid, signal.SIGKILL)  # the flow process dies without a word
+            deadline = time.monotonic() + 120
+            state = None
+            while time.monotonic() < deadline:
+                state = api.get(f"/flow_runs/{run_id}").json()["state_type"]
+                if state == "CRASHED":
+                    break
+                time.sleep(1)
+            assert state == "CRASHED"
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=60)
+
+    inbox = _Inbox()
+    port = _free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        mailed = cli(
+            "notifier", "--once", "--state-file", str(tmp_path / "notifier.json"),
+            env={**env, "AUCTION_PIPELINE_SMTP_HOST": "127.0.0.1",
+                 "AUCTION_PIPELINE_SMTP_PORT": str(port),
+                 "AUCTION_PIPELINE_MAIL_FROM": "pipeline@example.org",
+                 "AUCTION_PIPELINE_MAIL_TO": "curator@example.org"},
+        )  # fmt: skip
+    finally:
+        smtp.stop()
+    assert mailed.returncode == 0, mailed.stderr
+    (message,) = inbox.messages
+    assert message["Subject"] == "[auction-pipeline] daily-pipeline/dev 2026-03-14: run CRASHED"
+    assert f"/runs/flow-run/{run_id}" in message.get_payload(decode=True).decode()
