@@ -185,8 +185,9 @@ class Notifier:
         response.raise_for_status()
         return response.json()
 
-    def failed_runs(self) -> list[dict[str, Any]]:
-        """Deployment runs in a Failed or Crashed state, newest last."""
+    def failed_runs(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The ``limit`` most recent deployment runs in a Failed or Crashed state, oldest
+        first (the newest are asked for, so old history never hides a new failure)."""
         runs: list[dict[str, Any]] = self._post(
             "/flow_runs/filter",
             {
@@ -194,11 +195,11 @@ class Notifier:
                     "state": {"type": {"any_": ["FAILED", "CRASHED"]}},
                     "deployment_id": {"is_null_": False},
                 },
-                "sort": "EXPECTED_START_TIME_ASC",
-                "limit": 200,
+                "sort": "EXPECTED_START_TIME_DESC",
+                "limit": limit,
             },
         )
-        return runs
+        return list(reversed(runs))
 
     def _tasks(self, run_id: str) -> list[FailedTask]:
         task_runs = self._post("/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
