@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from infra.envrefs import UnsetVariable, expand_env_refs
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = Path(__file__).resolve().parent / "deployments.yaml"
 ENTRYPOINT = "flows/daily.py:daily_pipeline"
 FLOW_NAME = "daily-pipeline"
-_ENV_REF = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
 
 
 class DeploymentConfigError(ValueError):
@@ -53,35 +53,16 @@ class DeploymentsFile(BaseModel):
     deployments: dict[str, DeploymentSpec]
 
 
-def _expand(value: Any) -> Any:
-    if isinstance(value, str):
-
-        def repl(match: re.Match[str]) -> str:
-            found = os.environ.get(match["name"])
-            if found:
-                return found
-            if match["default"] is not None:
-                return match["default"]
-            raise DeploymentConfigError(f"environment variable {match['name']} is not set")
-
-        return _ENV_REF.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _expand(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v) for v in value]
-    return value
-
-
 def load_deployments(path: Path = DEFAULT_FILE) -> DeploymentsFile:
     """Read and validate the deployments file, with ``${VAR}`` expanded."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return DeploymentsFile.model_validate(_expand(raw))
+        return DeploymentsFile.model_validate(expand_env_refs(raw))
     except OSError as exc:
         raise DeploymentConfigError(f"cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise DeploymentConfigError(f"{path} is not valid YAML: {exc}") from exc
-    except (ValidationError, DeploymentConfigError) as exc:
+    except (ValidationError, UnsetVariable) as exc:
         raise DeploymentConfigError(f"{path}: {exc}") from exc
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import re
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -20,15 +19,14 @@ import parsel
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from infra.envrefs import UnsetVariable, expand_env_refs
+
 SITES_DIR = Path(__file__).resolve().parent
 
 
 def sites_dir() -> Path:
     """Where site files are read from: ``$AUCTION_PIPELINE_SITES_DIR`` or ``sites/``."""
     return Path(os.environ.get("AUCTION_PIPELINE_SITES_DIR") or SITES_DIR)
-
-
-_ENV_REF = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
 
 
 class SiteDefinitionError(ValueError):
@@ -208,40 +206,6 @@ class SiteDefinition(BaseModel):
         return self.base_url.rstrip("/") + "/" + self.start_url.format(date=day).lstrip("/")
 
 
-def _expand_env(text: str) -> str:
-    """Expand ``${NAME}`` and ``${NAME:-default}`` so deployments can point a site elsewhere."""
-
-    def repl(match: re.Match[str]) -> str:
-        value = os.environ.get(match["name"])
-        if value:
-            return value
-        if match["default"] is not None:
-            return match["default"]
-        raise SiteDefinitionError(f"environment variable {match['name']} is not set")
-
-    return _ENV_REF.sub(repl, text)
-
-
-def _expand_env_values(value: object, where: str) -> object:
-    """Expand environment references in every string value of a parsed file.
-
-    Expanding after parsing (not in the raw text) leaves comments alone, so a comment may show
-    ``${NAME}``, and a value from the environment cannot change the YAML structure.
-    """
-    if isinstance(value, str):
-        try:
-            return _expand_env(value)
-        except SiteDefinitionError as exc:
-            raise SiteDefinitionError(f"{where}: {exc}") from None
-    if isinstance(value, dict):
-        return {
-            k: _expand_env_values(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_expand_env_values(v, f"{where}.{i}") for i, v in enumerate(value)]
-    return value
-
-
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A SafeLoader that rejects a key given twice in one mapping.
 
@@ -297,8 +261,8 @@ def load_site_file(path: Path) -> SiteDefinition:
     if not isinstance(parsed, dict):
         raise SiteDefinitionError(f"{path}: expected a mapping of site settings at top level")
     try:
-        raw = _expand_env_values(parsed, "")
-    except SiteDefinitionError as exc:
+        raw = expand_env_refs(parsed)
+    except UnsetVariable as exc:
         raise SiteDefinitionError(f"{path}: {exc}") from exc
     try:
         site = SiteDefinition.model_validate(raw)
