@@ -21,7 +21,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,7 @@ from types import TracebackType
 
 from infra.commands import CommandError
 from infra.commands import run_command as _run
+from infra.ports import free_port
 
 SERVER_USER = "postgres"  # the system user Debian's package creates
 PACKAGE = "postgresql"
@@ -92,13 +92,6 @@ def ensure_server(log: Callable[[str], None] = print) -> Path:
     if found is None:
         raise LocalPostgresError(f"apt-get installed {PACKAGE} but no initdb appeared")
     return found
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LocalPostgres:

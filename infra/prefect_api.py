@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from infra.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = REPO_ROOT / ".state" / "prefect"
@@ -38,13 +39,6 @@ def api_is_healthy(url: str, timeout: float = 5.0) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def server_command(host: str, port: int) -> list[str]:
@@ -126,7 +120,7 @@ def temporary_server(
 ) -> Iterator[str]:
     """Run a Prefect server (SQLite under ``state_dir``) for the block; yield its API URL."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     proc = start_server(state_dir, host, port)
     url = f"http://{host}:{port}/api"
     try:

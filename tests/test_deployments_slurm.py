@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from aiosmtpd.controller import Controller
 
 from deployments.register import load_deployments
 from infra import prefect_server
+from infra.ports import free_port
 from sites.demo.catalogue import DemoConfig
 from sites.demo.server import DemoSite
 
@@ -34,18 +34,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """`auction-pipeline server up` in a temp state dir; `down` afterwards."""
     state = tmp_path / "server"
-    port = str(_free_port())
+    port = str(free_port())
     up = subprocess.run(
         [BIN / "auction-pipeline", "server", "up", "--state-dir", state, "--port", port],
         capture_output=True, text=True, timeout=120, check=False,
@@ -176,12 +169,12 @@ def test_a_failed_deployment_run_is_mailed_once_with_its_cause(
     state = ["--state-file", str(tmp_path / "notifier.json")]
     # An SMTP server that refuses: one line naming it, nothing marked as sent.
     refused = cli("notifier", "--once", *state,
-                  env={**mail_env, "AUCTION_PIPELINE_SMTP_PORT": str(_free_port())})  # fmt: skip
+                  env={**mail_env, "AUCTION_PIPELINE_SMTP_PORT": str(free_port())})  # fmt: skip
     assert refused.returncode == 3 and "did not take the mail" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
 
     inbox = _Inbox()
-    port = _free_port()
+    port = free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=port)
     smtp.start()
     try:
@@ -269,7 +262,7 @@ def test_a_killed_flow_process_ends_crashed_and_is_mailed(
             worker.wait(timeout=60)
 
     inbox = _Inbox()
-    port = _free_port()
+    port = free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=port)
     smtp.start()
     try:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import create_engine
 
-from infra.postgres import free_port
+from infra.ports import free_port
 from sites.loader import SiteDefinition, load_sites
 from tasks.export import LOT_COLUMNS, OBSERVATION_COLUMNS, export_day
 from tasks.normalise import LotRecord
