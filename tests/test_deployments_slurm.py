@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +57,81 @@ def server(tmp_path: Path) -> Iterator[str]:
         assert prefect_server.running(state) is None
 
 
-def test_deployment_run_on_the_dev_partition(
-    slurm_conf: Path, server: str, cli, tmp_path: Path
-) -> None:
-    data_root = tmp_path / "dev-data"
-    env = {
+def _dev_env(server: str, data_root: Path) -> dict[str, str]:
+    """The environment of a worker serving the dev deployment on the local cluster."""
+    return {
         "PREFECT_API_URL": server,
         "AUCTION_PIPELINE_DEV_DATA_ROOT": str(data_root),
         "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
     }
+
+
+@contextmanager
+def _worker(env: dict[str, str], site_url: str, log: Path) -> Iterator[None]:
+    """`auction-pipeline worker` against the demo site at ``site_url``; stopped on exit."""
+    with open(log, "wb") as output:
+        worker = subprocess.Popen(
+            [BIN / "auction-pipeline", "worker"],
+            env={**os.environ, **env, "DEMO_SITE_URL": site_url,
+                 "PREFECT_WORKER_QUERY_SECONDS": "2"},
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            yield
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=60)
+
+
+def _run_dev(env: dict[str, str], *, watch: bool = True) -> subprocess.CompletedProcess[str]:
+    """`prefect deployment run 'daily-pipeline/dev'` for 2026-03-14, as a user types it."""
+    argv = [BIN / "prefect", "deployment", "run", "daily-pipeline/dev", "-p", "date=2026-03-14"]
+    if watch:
+        argv += ["--watch", "--watch-timeout", "300"]
+    return subprocess.run(
+        argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=360,
+        check=False,
+    )  # fmt: skip
+
+
+class _Inbox:
+    """aiosmtpd handler keeping every message received."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@contextmanager
+def _smtp_server() -> Iterator[tuple[_Inbox, int]]:
+    """A real SMTP server on loopback for the block: its inbox and its port."""
+    inbox, port = _Inbox(), free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        yield inbox, port
+    finally:
+        smtp.stop()
+
+
+def _mail_env(env: dict[str, str], port: int, to: str = "curator@example.org") -> dict[str, str]:
+    return {
+        **env,
+        "AUCTION_PIPELINE_SMTP_HOST": "127.0.0.1",
+        "AUCTION_PIPELINE_SMTP_PORT": str(port),
+        "AUCTION_PIPELINE_MAIL_FROM": "pipeline@example.org",
+        "AUCTION_PIPELINE_MAIL_TO": to,
+    }
+
+
+def test_deployment_run_on_the_dev_partition(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "dev-data"
+    env = _dev_env(server, data_root)
     for _ in range(2):  # registering twice changes nothing
         deployed = cli("deploy", env=env, timeout=120)
         assert deployed.returncode == 0, deployed.stderr[-2000:]
@@ -86,23 +153,8 @@ def test_deployment_run_on_the_dev_partition(
         dev = api.get("/deployments/name/daily-pipeline/dev").json()
         assert dev["parameters"] == {"profile": "dev", "data_root": str(data_root)}
 
-    with DemoSite() as site:
-        worker = subprocess.Popen(
-            [BIN / "auction-pipeline", "worker"],
-            env={**os.environ, **env, "DEMO_SITE_URL": site.url,
-                 "PREFECT_WORKER_QUERY_SECONDS": "2"},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        try:
-            run = subprocess.run(
-                [BIN / "prefect", "deployment", "run", "daily-pipeline/dev",
-                 "-p", "date=2026-03-14", "--watch", "--watch-timeout", "300"],
-                env={**os.environ, **env}, capture_output=True, text=True, timeout=360,
-                check=False,
-            )  # fmt: skip
-        finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=60)
+    with DemoSite() as site, _worker(env, site.url, tmp_path / "worker.log"):
+        run = _run_dev(env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "Completed" in run.stdout
 
@@ -120,69 +172,26 @@ def test_deployment_run_on_the_dev_partition(
         assert {t["state_type"] for t in task_runs} == {"COMPLETED"}
 
 
-class _Inbox:
-    """aiosmtpd handler keeping every message received."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 def test_a_failed_deployment_run_is_mailed_once_with_its_cause(
     slurm_conf: Path, server: str, cli, tmp_path: Path
 ) -> None:
-    data_root = tmp_path / "dev-data"
-    env = {
-        "PREFECT_API_URL": server,
-        "AUCTION_PIPELINE_DEV_DATA_ROOT": str(data_root),
-        "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
-    }
+    env = _dev_env(server, tmp_path / "dev-data")
     assert cli("deploy", env=env, timeout=120).returncode == 0
-    with DemoSite(DemoConfig(unreachable=frozenset({"hotel-lumiere"}))) as site:
-        worker = subprocess.Popen(
-            [BIN / "auction-pipeline", "worker"],
-            env={**os.environ, **env, "DEMO_SITE_URL": site.url,
-                 "PREFECT_WORKER_QUERY_SECONDS": "2"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        try:
-            run = subprocess.run(
-                [BIN / "prefect", "deployment", "run", "daily-pipeline/dev",
-                 "-p", "date=2026-03-14", "--watch", "--watch-timeout", "300"],
-                env={**os.environ, **env}, capture_output=True, text=True, timeout=360,
-                check=False,
-            )  # fmt: skip
-        finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=60)
+    broken = DemoSite(DemoConfig(unreachable=frozenset({"hotel-lumiere"})))
+    with broken as site, _worker(env, site.url, tmp_path / "worker.log"):
+        run = _run_dev(env)
     assert run.returncode != 0 and "Failed" in run.stdout, run.stdout[-2000:]
 
-    mail_env = {
-        **env,
-        "AUCTION_PIPELINE_SMTP_HOST": "127.0.0.1",
-        "AUCTION_PIPELINE_MAIL_FROM": "pipeline@example.org",
-        "AUCTION_PIPELINE_MAIL_TO": "curator@example.org, rse@example.org",
-    }
     state = ["--state-file", str(tmp_path / "notifier.json")]
     # An SMTP server that refuses: one line naming it, nothing marked as sent.
-    refused = cli("notifier", "--once", *state,
-                  env={**mail_env, "AUCTION_PIPELINE_SMTP_PORT": str(free_port())})  # fmt: skip
+    refused = cli("notifier", "--once", *state, env=_mail_env(env, free_port()))
     assert refused.returncode == 3 and "did not take the mail" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
 
-    inbox = _Inbox()
-    port = free_port()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
-    smtp.start()
-    try:
-        mail_env["AUCTION_PIPELINE_SMTP_PORT"] = str(port)
+    with _smtp_server() as (inbox, port):
+        mail_env = _mail_env(env, port, to="curator@example.org, rse@example.org")
         first = cli("notifier", "--once", *state, env=mail_env)
         again = cli("notifier", "--once", *state, env=mail_env)
-    finally:
-        smtp.stop()
     assert first.returncode == 0, first.stderr
     assert again.returncode == 0 and "0 failure e-mail(s) sent" in again.stderr
     (message,) = inbox.messages  # mailed exactly once
@@ -210,71 +219,48 @@ def _process_of_flow_run(flow_run_id: str) -> int | None:
     return None
 
 
+def _wait_for(condition: Any, timeout: float, what: str) -> Any:
+    """Poll ``condition()`` once a second until it returns something true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(1)
+    raise AssertionError(f"{what} within {timeout:g} s")
+
+
 def test_a_killed_flow_process_ends_crashed_and_is_mailed(
     slurm_conf: Path, server: str, cli, tmp_path: Path
 ) -> None:
-    env = {
-        "PREFECT_API_URL": server,
-        "AUCTION_PIPELINE_DEV_DATA_ROOT": str(tmp_path / "dev-data"),
-        "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
-    }
+    env = _dev_env(server, tmp_path / "dev-data")
     assert cli("deploy", env=env, timeout=120).returncode == 0
     api = httpx.Client(base_url=server, timeout=30)
-    with DemoSite(DemoConfig(latency=0.3)) as site:  # slow enough to kill it mid-run
-        worker = subprocess.Popen(
-            [BIN / "auction-pipeline", "worker"],
-            env={**os.environ, **env, "DEMO_SITE_URL": site.url,
-                 "PREFECT_WORKER_QUERY_SECONDS": "2"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        try:
-            started = subprocess.run(
-                [BIN / "prefect", "deployment", "run", "daily-pipeline/dev",
-                 "-p", "date=2026-03-14"],
-                env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
-                check=True,
-            )  # fmt: skip
-            run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)  # type: ignore[union-attr]
-            pid = None
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                running = api.post(
-                    "/task_runs/filter",
-                    json={"flow_runs": {"id": {"any_": [run_id]}},
-                          "task_runs": {"state": {"type": {"any_": ["RUNNING"]}}}},
-                ).json()  # fmt: skip
-                pid = _process_of_flow_run(run_id)
-                if running and pid:
-                    break
-                time.sleep(1)
-            assert pid, "the flow run never got to running tasks"
-            os.kill(pid, signal.SIGKILL)  # the flow process dies without a word
-            deadline = time.monotonic() + 120
-            state = None
-            while time.monotonic() < deadline:
-                state = api.get(f"/flow_runs/{run_id}").json()["state_type"]
-                if state == "CRASHED":
-                    break
-                time.sleep(1)
-            assert state == "CRASHED"
-        finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=60)
+    slow = DemoSite(DemoConfig(latency=0.3))  # slow enough to kill the run mid-way
+    with slow as site, _worker(env, site.url, tmp_path / "worker.log"):
+        started = _run_dev(env, watch=False)
+        assert started.returncode == 0, started.stderr
+        run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)  # type: ignore[union-attr]
 
-    inbox = _Inbox()
-    port = free_port()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
-    smtp.start()
-    try:
-        mailed = cli(
-            "notifier", "--once", "--state-file", str(tmp_path / "notifier.json"),
-            env={**env, "AUCTION_PIPELINE_SMTP_HOST": "127.0.0.1",
-                 "AUCTION_PIPELINE_SMTP_PORT": str(port),
-                 "AUCTION_PIPELINE_MAIL_FROM": "pipeline@example.org",
-                 "AUCTION_PIPELINE_MAIL_TO": "curator@example.org"},
-        )  # fmt: skip
-    finally:
-        smtp.stop()
+        def running_flow_process() -> int | None:
+            running = api.post(
+                "/task_runs/filter",
+                json={"flow_runs": {"id": {"any_": [run_id]}},
+                      "task_runs": {"state": {"type": {"any_": ["RUNNING"]}}}},
+            ).json()  # fmt: skip
+            return _process_of_flow_run(run_id) if running else None
+
+        pid = _wait_for(running_flow_process, 180, "the flow run got to running tasks")
+        os.kill(pid, signal.SIGKILL)  # the flow process dies without a word
+        _wait_for(
+            lambda: api.get(f"/flow_runs/{run_id}").json()["state_type"] == "CRASHED",
+            120,
+            "the run was marked CRASHED",
+        )
+
+    with _smtp_server() as (inbox, port):
+        state = ["--state-file", str(tmp_path / "notifier.json")]
+        mailed = cli("notifier", "--once", *state, env=_mail_env(env, port))
     assert mailed.returncode == 0, mailed.stderr
     (message,) = inbox.messages
     assert message["Subject"] == "[auction-pipeline] daily-pipeline/dev 2026-03-14: run CRASHED"
