@@ -200,8 +200,9 @@ def run_pipeline(
     names = [d.name for d in definitions]
     if reprocess:
         assert day is not None
-        missing = [n for n in names if n not in backed_up_sites(root, day)]
-        if missing or not (names or backed_up_sites(root, day)):
+        backed_up = backed_up_sites(root, day)
+        missing = [n for n in names if n not in backed_up]
+        if missing or not (names or backed_up):
             raise UsageError(
                 f"no page backup for {day} of {', '.join(missing) or 'any site'} in "
                 f"{root / 'warc' / day.isoformat()}; reprocess works on days already scraped"

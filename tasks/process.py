@@ -57,6 +57,7 @@ def fill_rates(site: SiteDefinition, raws: list[RawLot]) -> dict[str, float]:
 def check_run(
     site: SiteDefinition,
     raws: list[RawLot],
+    rates: dict[str, float],
     invalid: int,
     recent_counts: list[int],
 ) -> list[str]:
@@ -68,7 +69,6 @@ def check_run(
             "selectors may have stopped finding lots; after fixing them run the day again "
             "with --rescrape, since the lot pages were never fetched"
         )
-    rates = fill_rates(site, raws)
     low = {n: r for n, r in rates.items() if r < site.fields[n].min_fill_rate}
     if low:
         shown = ", ".join(
@@ -126,7 +126,8 @@ def process_site(
             errors[page.url] = str(exc)
 
     quarantine = root.quarantine_file(day, site.name)
-    breaches = check_run(site, raws, len(errors), recent_counts or [])
+    rates = fill_rates(site, raws)
+    breaches = check_run(site, raws, rates, len(errors), recent_counts or [])
     # On a breach every lot of the day is held back; otherwise only the invalid ones.
     held = [
         json.dumps({"url": url, "raw": raw, "error": errors.get(url)}, ensure_ascii=False)
@@ -152,6 +153,6 @@ def process_site(
         day=day.isoformat(),
         lots=len(records),
         invalid=len(errors),
-        fill_rates=fill_rates(site, raws),
+        fill_rates=rates,
         processed_file=str(out),
     )

@@ -124,7 +124,6 @@ class StoredPage:
     content_type: str
     body: bytes
     fetched_at: datetime
-    headers: list[tuple[str, str]]
 
 
 def read_responses(path: Path) -> Iterator[StoredPage]:
@@ -141,7 +140,6 @@ def read_responses(path: Path) -> Iterator[StoredPage]:
                 content_type=http.get_header("Content-Type") or "",
                 body=record.content_stream().read(),
                 fetched_at=datetime.fromisoformat(record.rec_headers.get_header("WARC-Date")),
-                headers=list(http.headers),
             )
 
 
