@@ -129,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     notifier = commands.add_parser(
         "notifier", help="mail every failed or crashed deployment run (runs until stopped)"
     )
-    notifier.add_argument("--once", action="store_true", help="check once and exit")
+    notifier.add_argument(
+        "--once", action="store_true", help="check once (waiting for runs that just ended) and exit"
+    )
     notifier.add_argument("--interval", type=float, default=30.0, help="seconds between checks")
     notifier.add_argument("--state-file", type=Path, default=None)
 
@@ -388,7 +390,7 @@ def cmd_notifier(args: argparse.Namespace) -> int:
         log=_note,
     )
     if args.once:
-        sent = notifier.poll_once()
+        sent = notifier.poll_once(wait=True)
         _note(f"{sent} failure e-mail(s) sent")
         return 0
     notifier.run_forever(args.interval)

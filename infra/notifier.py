@@ -26,6 +26,7 @@ import smtplib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_FILE = REPO_ROOT / ".state" / "notifier.json"
 PLACE_MARKER = "running in"  # the line each task logs first (flows/stages.py: located)
 LOG_TAIL_LINES = 30
+SETTLE_SECONDS = 10.0
 
 
 class NotifierError(RuntimeError):
@@ -145,13 +147,27 @@ def send(message: EmailMessage, settings: MailSettings) -> None:
         ) from exc
 
 
-def _older_than_a_day(run: dict[str, Any]) -> bool:
-    from datetime import UTC, datetime, timedelta
-
+def _ended(run: dict[str, Any]) -> datetime | None:
     ended = run.get("end_time") or run.get("expected_start_time")
-    if not ended:
-        return False
-    return datetime.fromisoformat(ended) < datetime.now(UTC) - timedelta(days=1)
+    return datetime.fromisoformat(ended) if ended else None
+
+
+def _older_than_a_day(run: dict[str, Any]) -> bool:
+    ended = _ended(run)
+    return ended is not None and ended < datetime.now(UTC) - timedelta(days=1)
+
+
+def _settles_in(run: dict[str, Any]) -> float:
+    """Seconds until a run's task runs and logs can be trusted to be on the server.
+
+    Task-run states reach the Prefect server as events that a server service writes to the
+    database shortly after, and logs are shipped in batches: a mail composed the moment a
+    run fails could miss the very tasks that failed.
+    """
+    ended = _ended(run)
+    if ended is None:
+        return 0.0
+    return max(0.0, SETTLE_SECONDS - (datetime.now(UTC) - ended).total_seconds())
 
 
 class Notifier:
@@ -233,9 +249,11 @@ class Notifier:
         )  # fmt: skip
         return [f"{e['timestamp'][11:19]} {e['message']}" for e in reversed(logs)]
 
-    def poll_once(self) -> int:
+    def poll_once(self, wait: bool = False) -> int:
         """Mail every failed run not mailed yet; return how many were sent.
 
+        A run that ended moments ago is left for the next poll until it has settled (see
+        :func:`_settles_in`); with ``wait`` this call waits for it instead.
         Raises NotifierError if the SMTP server refuses (what was sent before is kept).
         """
         first_start = not self.state_file.exists()
@@ -247,6 +265,10 @@ class Notifier:
             if first_start and _older_than_a_day(run):
                 mailed.add(run["id"])  # history from before the notifier existed: not news
                 continue
+            pending = _settles_in(run)
+            if pending and not wait:
+                continue
+            time.sleep(pending)
             deployment = self.api.get(f"/deployments/{run['deployment_id']}").json()
             flow = self.api.get(f"/flows/{run['flow_id']}").json()
             message = compose(

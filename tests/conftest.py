@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from infra import localslurm
@@ -83,3 +86,27 @@ class Cli:
 def cli() -> Cli:
     """The console script, run in a subprocess."""
     return Cli()
+
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def recorded_task_runs(
+    api_url: str, flow_run_id: str, count: int, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """The flow run's task runs once the server has recorded ``count`` of them in a final
+    state (task-run states arrive as events the server writes a moment later); whatever it
+    holds at the timeout otherwise, for the caller's assertions to report."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.post(
+            f"{api_url}/task_runs/filter",
+            json={"flow_runs": {"id": {"any_": [flow_run_id]}}},
+            timeout=30,
+        )
+        response.raise_for_status()
+        runs: list[dict[str, Any]] = response.json()
+        settled = len(runs) == count and all(r["state_type"] in TERMINAL for r in runs)
+        if settled or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)

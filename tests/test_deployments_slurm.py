@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from conftest import recorded_task_runs
 
 from deployments.register import load_deployments
 from infra import prefect_server
@@ -165,9 +166,7 @@ def test_deployment_run_on_the_dev_partition(
         flow_run = api.get(f"/flow_runs/{provenance['flow_run_id']}").json()
         assert flow_run["state_type"] == "COMPLETED"
         assert flow_run["deployment_id"] == dev["id"]
-        task_runs = api.post(
-            "/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run["id"]]}}}
-        ).json()
+        task_runs = recorded_task_runs(server, flow_run["id"], 8)
         assert len(task_runs) == 8
         assert {t["state_type"] for t in task_runs} == {"COMPLETED"}
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import bagit
 import httpx
 import pytest
+from conftest import recorded_task_runs
 
 from infra.slurm import run_slurm
 from sites.demo.catalogue import HOUSES, Catalogue
@@ -25,17 +26,6 @@ from sites.demo.server import DemoSite
 pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
 
 DAY = date(2026, 3, 14)
-
-
-def _task_runs(api_url: str, flow_run_id: str) -> list[dict[str, object]]:
-    response = httpx.post(
-        f"{api_url}/task_runs/filter",
-        json={"flow_runs": {"id": {"any_": [flow_run_id]}}},
-        timeout=30,
-    )
-    response.raise_for_status()
-    runs: list[dict[str, object]] = response.json()
-    return runs
 
 
 def test_daily_pipeline_on_dev_partition(
@@ -70,7 +60,7 @@ def test_daily_pipeline_on_dev_partition(
     assert {j["partition"] for j in summary["slurm_jobs"]} == {"dev"}
 
     # The Prefect API lists every task run of the flow run, all Completed.
-    runs = _task_runs(prefect_api_url, summary["flow_run_id"])
+    runs = recorded_task_runs(prefect_api_url, summary["flow_run_id"], len(places))
     assert len(runs) == len(places)
     assert {r["state_type"] for r in runs} == {"COMPLETED"}, [
         (r["name"], r["state_type"]) for r in runs
