@@ -4,7 +4,9 @@
 missing, and each deployment is created or updated in place under the same name. Every
 deployment gets a cron schedule in an explicit time zone, its parameters, and a concurrency
 limit of one run with ``CANCEL_NEW``: a run that would overlap an active one (a slow day, or
-late runs after an outage) is cancelled instead of queued behind it.
+late runs after an outage) is cancelled instead of queued behind it. Runs heartbeat, and the
+crash-detection automation (``deployments/crash_detection.py``) marks a run whose heartbeats
+stop Crashed.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from deployments.crash_detection import AUTOMATION_NAME, ensure_crash_detection
 from infra.envrefs import UnsetVariable, expand_env_refs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,12 +47,32 @@ class DeploymentSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
+class CrashDetection(BaseModel):
+    """Heartbeats of the flow process, and how long their absence takes to mean Crashed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    heartbeat_seconds: int = Field(default=60, ge=30)  # Prefect's minimum is 30
+    crashed_after_seconds: int = Field(default=240, gt=0)
+
+    @model_validator(mode="after")
+    def _window_exceeds_heartbeat(self) -> CrashDetection:
+        """A window shorter than the heartbeat would crash every healthy run."""
+        if self.crashed_after_seconds <= self.heartbeat_seconds:
+            raise ValueError(
+                f"crashed_after_seconds ({self.crashed_after_seconds}) must exceed "
+                f"heartbeat_seconds ({self.heartbeat_seconds}); allow a few heartbeats"
+            )
+        return self
+
+
 class DeploymentsFile(BaseModel):
-    """The whole file: the work pool and the deployments by name."""
+    """The whole file: the work pool, crash detection and the deployments by name."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     work_pool: str
+    crash_detection: CrashDetection = Field(default_factory=CrashDetection)
     deployments: dict[str, DeploymentSpec]
 
 
@@ -118,6 +141,7 @@ def register(path: Path = DEFAULT_FILE) -> list[Registered]:
     config = load_deployments(path)
     check_profiles(config)
     ensure_work_pool(config.work_pool)
+    heartbeat = str(config.crash_detection.heartbeat_seconds)
     registered = []
     for name, spec in config.deployments.items():
         source: Any = (
@@ -136,6 +160,7 @@ def register(path: Path = DEFAULT_FILE) -> list[Registered]:
             push=False,
             schedules=[Cron(spec.cron, timezone=spec.timezone)],
             parameters=parameters,
+            job_variables={"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": heartbeat}},
             concurrency_limit=ConcurrencyLimitConfig(
                 limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
             ),
@@ -144,4 +169,6 @@ def register(path: Path = DEFAULT_FILE) -> list[Registered]:
             print_next_steps=False,
         )
         registered.append(Registered(f"{FLOW_NAME}/{name}", str(deployment_id)))
+    automation_id = ensure_crash_detection(FLOW_NAME, config.crash_detection.crashed_after_seconds)
+    registered.append(Registered(f"automation {AUTOMATION_NAME!r}", str(automation_id)))
     return registered

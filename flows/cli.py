@@ -9,32 +9,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from datetime import date
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 from deployments.register import DeploymentConfigError
+from flows.run import UsageError, note, run_pipeline, use_local_cluster_if_running
 from infra import localslurm
 from infra.notifier import NotifierError
-from infra.prefect_api import PrefectApiError, configured_api_url, prefect_api
-from infra.profiles import ProfileError, SlurmProfile, load_profile
+from infra.prefect_api import PrefectApiError, configured_api_url
+from infra.profiles import ProfileError
 from infra.slurm import SlurmCommandError
-from sites.loader import SiteDefinitionError, load_sites
+from sites.loader import SiteDefinitionError
 from tasks.politeness import FetchError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXIT_FAILED_RUN = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANNOT_START = 3
-
-
-class UsageError(Exception):
-    """Bad input from the user; printed as one line, exit code 2."""
 
 
 def _iso_date(text: str) -> date:
@@ -150,93 +146,6 @@ def _version() -> str:
         return "auction-pipeline (not installed)"
 
 
-def _note(message: str) -> None:
-    """Progress for the user goes to stderr; stdout carries only the result."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def _use_local_cluster_if_running() -> None:
-    """Point Slurm commands at ``cluster up``'s cluster when no SLURM_CONF is set."""
-    if os.environ.get("SLURM_CONF"):
-        return
-    conf = localslurm.running_cluster_conf(localslurm.DEFAULT_STATE_DIR)
-    if conf is not None:
-        os.environ["SLURM_CONF"] = str(conf)
-        _note(f"using the local Slurm cluster in {conf.parent} (SLURM_CONF={conf})")
-
-
-def run_pipeline(
-    profile_name: str,
-    day: date | None,
-    sites: list[str] | None,
-    data_root: Path | None,
-    *,
-    rescrape: bool = False,
-    reprocess: bool = False,
-) -> dict[str, Any]:
-    """Validate the input, make sure a Prefect API exists, run the flow; return its summary.
-
-    ``reprocess`` runs the reprocess-day flow (stored pages only) instead of the daily one.
-    """
-    profile = load_profile(profile_name)
-    definitions = load_sites(sites) if sites or not reprocess else []
-    if isinstance(profile, SlurmProfile):
-        _use_local_cluster_if_running()
-        conf = os.environ.get("SLURM_CONF")
-        on_this_host = bool(conf) and localslurm.is_local_cluster_conf(Path(conf or ""))
-        if not configured_api_url() and not on_this_host:
-            raise UsageError(
-                f"profile {profile.name!r} runs workers on other nodes, which cannot reach a "
-                "Prefect server on this node's loopback: export PREFECT_API_URL=http://<host>:"
-                "4200/api for a server the compute nodes can reach "
-                "(README: 'Running on your cluster')"
-            )
-
-    from flows.daily import daily_pipeline
-    from flows.reprocess import backed_up_sites, reprocess_day
-    from tasks.storage import default_data_root
-
-    # Dask's scheduler chatter (workers joining and leaving) is not news to a researcher.
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    root = (data_root or default_data_root()).resolve()
-    names = [d.name for d in definitions]
-    if reprocess:
-        assert day is not None
-        backed_up = backed_up_sites(root, day)
-        missing = [n for n in names if n not in backed_up]
-        if missing or not (names or backed_up):
-            raise UsageError(
-                f"no page backup for {day} of {', '.join(missing) or 'any site'} in "
-                f"{root / 'warc' / day.isoformat()}; reprocess works on days already scraped"
-            )
-    with prefect_api(log=_note):
-        if reprocess:
-            assert day is not None
-            state = reprocess_day(
-                date=day,
-                sites=names or None,
-                profile=profile.name,
-                data_root=str(root),
-                return_state=True,
-            )
-        else:
-            state = daily_pipeline(
-                date=day,
-                sites=names,
-                profile=profile.name,
-                data_root=str(root),
-                rescrape=rescrape,
-                return_state=True,
-            )
-        summary: Any = state.result(raise_on_failure=False)
-    if not isinstance(summary, dict):
-        summary = {"error": str(summary)}
-    summary["state"] = state.type.value
-    summary["message"] = state.message
-    summary.setdefault("flow_run_id", str(state.state_details.flow_run_id))
-    return cast(dict[str, Any], summary)
-
-
 def format_summary(summary: dict[str, Any]) -> str:
     """A readable end-of-run report."""
     lines = [
@@ -277,7 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with DemoSite() as site:
         os.environ["DEMO_SITE_URL"] = site.url
-        _note(f"demo auction site serving at {site.url}; data root {args.data_root}")
+        note(f"demo auction site serving at {site.url}; data root {args.data_root}")
         summary = run_pipeline("local", args.date, None, args.data_root)
     return _emit(summary, args.json)
 
@@ -327,11 +236,11 @@ def cmd_server(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or prefect_server.DEFAULT_STATE_DIR
     if args.action == "up":
         info = prefect_server.up(state_dir, args.host, args.port, args.database_url)
-        _note(f"Prefect server up (pid {info.pid}); UI at {info.url.removesuffix('/api')}")
+        note(f"Prefect server up (pid {info.pid}); UI at {info.url.removesuffix('/api')}")
         print(f"export PREFECT_API_URL={info.url}")
     elif args.action == "down":
         stopped = prefect_server.down(state_dir)
-        _note(f"stopped the Prefect server (pid {stopped.pid})" if stopped else "none running")
+        note(f"stopped the Prefect server (pid {stopped.pid})" if stopped else "none running")
     else:
         print(prefect_server.status(state_dir))
     return 0
@@ -366,11 +275,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if not configured_api_url():
         raise UsageError("PREFECT_API_URL is not set: the worker must reach the Prefect server")
-    _use_local_cluster_if_running()
+    use_local_cluster_if_running()
     pool = args.pool or load_deployments().work_pool
     prefect = Path(sys.executable).with_name("prefect")
     argv = [str(prefect), "worker", "start", "--pool", pool, "--type", "process"]
-    _note(f"starting: {' '.join(argv)}")
+    note(f"starting: {' '.join(argv)}")
     os.execv(argv[0], argv)
     return 0  # not reached
 
@@ -387,11 +296,11 @@ def cmd_notifier(args: argparse.Namespace) -> int:
         MailSettings.from_environment(),
         args.state_file or DEFAULT_STATE_FILE,
         os.environ.get("AUCTION_PIPELINE_UI_URL"),
-        log=_note,
+        log=note,
     )
     if args.once:
         sent = notifier.poll_once(wait=True)
-        _note(f"{sent} failure e-mail(s) sent")
+        note(f"{sent} failure e-mail(s) sent")
         return 0
     notifier.run_forever(args.interval)
     return 0
@@ -400,9 +309,9 @@ def cmd_notifier(args: argparse.Namespace) -> int:
 def cmd_cluster(args: argparse.Namespace) -> int:
     """Start, stop or describe the local Slurm cluster."""
     if args.action == "up":
-        localslurm.up(args.state_dir, args.nodes, log=_note)
+        localslurm.up(args.state_dir, args.nodes, log=note)
     elif args.action == "down":
-        localslurm.down(args.state_dir, log=_note)
+        localslurm.down(args.state_dir, log=note)
     else:
         print(localslurm.status(args.state_dir))
     return 0

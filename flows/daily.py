@@ -17,6 +17,7 @@ from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture, as_completed
 
 from flows.stages import EXPECTED_DURATIONS, Run, outcome, scrape_task
+from infra.profiles import load_profile
 from infra.runner import ProfileTaskRunner
 from tasks.process import ProcessReport
 from tasks.storage import default_data_root
@@ -43,6 +44,7 @@ def daily_pipeline(
         data_root: where backups, database and archive live (default: ``data/``).
         rescrape: fetch sites again even if the day's page backup exists.
     """
+    load_profile(profile)  # a bad profile fails the run here, before any data is touched
     day = date or dt.date.today()
     root = Path(data_root) if data_root else default_data_root()
     run = Run.start(day, root, sites)

@@ -15,6 +15,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 
 from flows.stages import EXPECTED_DURATIONS, Run
+from infra.profiles import load_profile
 from infra.runner import ProfileTaskRunner
 from sites.loader import SiteDefinitionError
 from tasks.storage import DataRoot, default_data_root
@@ -39,6 +40,7 @@ def reprocess_day(
         profile: cluster profile from ``infra/profiles.yaml``.
         data_root: where backups, database and archive live (default: ``data/``).
     """
+    load_profile(profile)  # a bad profile fails the run here, before any data is touched
     root = Path(data_root) if data_root else default_data_root()
     names = sites or backed_up_sites(root, date)
     if not names:

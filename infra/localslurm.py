@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.apt import PackagesMissing, install_packages
 from infra.atomic import write_atomic
 from infra.slurm import SQUEUE_FORMAT, SlurmCommandError, node_states, parse_squeue, run_slurm
 
@@ -163,20 +164,10 @@ def ensure_packages(log: Callable[[str], None] = print) -> None:
     missing = sorted({pkg for prog, pkg in PACKAGES.items() if not _which(prog)})
     if not missing:
         return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise LocalClusterError(
-            f"missing {', '.join(missing)}; install them as root "
-            f"(apt-get install {' '.join(missing)}) and run `auction-pipeline cluster up` again"
-        )
-    log(f"installing {', '.join(missing)} with apt-get (about 15 s)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
     try:
-        run_slurm(install, timeout=600, env=env)
-    except SlurmCommandError:
-        # A fresh machine may have empty package lists: update once, then retry.
-        run_slurm(["apt-get", "update", "-q"], timeout=600, env=env)
-        run_slurm(install, timeout=600, env=env)
+        install_packages(missing, why="the local Slurm cluster", error=SlurmCommandError, log=log)
+    except PackagesMissing as exc:
+        raise LocalClusterError(f"{exc}, then run `auction-pipeline cluster up` again") from None
 
 
 def _which(program: str) -> str | None:
@@ -389,3 +380,15 @@ def status(state_dir: Path = DEFAULT_STATE_DIR) -> str:
             f"{row.node:<8}{row.partition:<11}{row.state:<12}{row.cpus:>5}{row.memory_mb:>9}"
         )
     return "\n".join(lines)
+
+
+def use_running_cluster(
+    state_dir: Path = DEFAULT_STATE_DIR, log: Callable[[str], None] = print
+) -> None:
+    """Point Slurm commands at ``cluster up``'s cluster when no SLURM_CONF is set."""
+    if os.environ.get("SLURM_CONF"):
+        return
+    conf = running_cluster_conf(state_dir)
+    if conf is not None:
+        os.environ["SLURM_CONF"] = str(conf)
+        log(f"using the local Slurm cluster in {conf.parent} (SLURM_CONF={conf})")

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from infra.apt import PackagesMissing, install_packages
 from infra.commands import CommandError
 from infra.commands import run_command as _run
 from infra.ports import free_port
@@ -74,20 +75,10 @@ def ensure_server(log: Callable[[str], None] = print) -> Path:
     found = server_bin_dir()
     if found is not None:
         return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise LocalPostgresError(
-            "no PostgreSQL server found (/usr/lib/postgresql/*/bin/initdb); install it as root "
-            f"with `apt-get install {PACKAGE}` and try again"
-        )
-    log(f"installing {PACKAGE} with apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", PACKAGE]
     try:
-        run_command(install, timeout=900, env=env)
-    except PostgresCommandError:
-        # A fresh machine may have empty or stale package lists: update once, then retry.
-        run_command(["apt-get", "update", "-q"], timeout=900, env=env)
-        run_command(install, timeout=900, env=env)
+        install_packages([PACKAGE], why="the test PostgreSQL", error=PostgresCommandError, log=log)
+    except PackagesMissing as exc:
+        raise LocalPostgresError(f"no PostgreSQL server found (no initdb): {exc}") from None
     found = server_bin_dir()
     if found is None:
         raise LocalPostgresError(f"apt-get installed {PACKAGE} but no initdb appeared")

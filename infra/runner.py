@@ -9,7 +9,9 @@ one flow definition serves every profile and deployment, and then enforces the g
 * adapt never goes below one job, so a flow never waits on zero workers;
 * if no worker connects in time, the run fails naming the partition and Slurm's pending
   reason, instead of hanging;
-* the rendered job script is logged to the flow run and written next to the Slurm job logs.
+* the rendered job script is logged to the flow run and written next to the Slurm job logs;
+* what the worker jobs write to stderr beyond task logs (Dask warnings, tracebacks, Slurm's
+  verdicts) is forwarded to the flow run's log while it runs (``infra/joblogs.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from prefect.task_runners import TaskRunner
 from prefect_dask.task_runners import DaskTaskRunner, PrefectDaskFuture
 
 from infra.atomic import write_atomic
+from infra.joblogs import JobLogForwarder
 from infra.profiles import LocalProfile, Profile, SlurmProfile, load_profile
 from infra.slurm import SlurmCommandError, queued_jobs
 from tasks.storage import DataRoot, default_data_root
@@ -37,6 +40,7 @@ from tasks.storage import DataRoot, default_data_root
 VENV = Path(sys.prefix)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADAPT_INTERVAL_SECONDS = 1.0
+WORKER_JOB_NAME = "auction-pipeline-worker"  # squeue's NAME; job logs are <name>-<jobid>.err
 
 
 class WorkersUnavailable(RuntimeError):
@@ -81,27 +85,22 @@ def slurm_directives(profile: SlurmProfile) -> list[str]:
     return flags
 
 
-def dask_task_runner(
-    profile: Profile, *, log_directory: Path, prefect_api_url: str | None
-) -> DaskTaskRunner:
-    """Turn a profile into the DaskTaskRunner that runs the flow's tasks."""
-    if isinstance(profile, LocalProfile):
-        return DaskTaskRunner(
-            cluster_class="distributed.LocalCluster",
-            cluster_kwargs={
-                "n_workers": profile.workers,
-                "threads_per_worker": profile.threads_per_worker,
-                "memory_limit": profile.memory,
-                "processes": True,
-                "dashboard_address": None,
-            },
-        )
-    if not prefect_api_url:
-        raise WorkersUnavailable(
-            "PREFECT_API_URL is not set: tasks on Slurm workers would report to a throw-away "
-            "server of their own and vanish from the UI. Run through `auction-pipeline run`, "
-            "which starts a Prefect server when needed, or export PREFECT_API_URL."
-        )
+def local_cluster_kwargs(profile: LocalProfile) -> dict[str, Any]:
+    """``distributed.LocalCluster`` arguments for a local profile."""
+    return {
+        "n_workers": profile.workers,
+        "threads_per_worker": profile.threads_per_worker,
+        "memory_limit": profile.memory,
+        "processes": True,
+        "dashboard_address": None,
+    }
+
+
+def slurm_cluster_kwargs(
+    profile: SlurmProfile, *, log_directory: Path, prefect_api_url: str
+) -> dict[str, Any]:
+    """``dask_jobqueue.SLURMCluster`` arguments for a Slurm profile (the flow's and a
+    notebook's cluster are built from the same ones)."""
     cluster_kwargs: dict[str, Any] = {
         "queue": profile.partition,
         "cores": profile.cores,
@@ -113,6 +112,7 @@ def dask_task_runner(
         "worker_extra_args": lifetime_args(profile.walltime_seconds),
         "local_directory": profile.local_directory,
         "log_directory": str(log_directory),
+        "job_name": WORKER_JOB_NAME,
         "python": sys.executable,
         "dashboard_address": None,
     }
@@ -121,9 +121,28 @@ def dask_task_runner(
     if profile.interface:
         cluster_kwargs["interface"] = profile.interface
         cluster_kwargs["scheduler_options"] = {"interface": profile.interface}
+    return cluster_kwargs
+
+
+def dask_task_runner(
+    profile: Profile, *, log_directory: Path, prefect_api_url: str | None
+) -> DaskTaskRunner:
+    """Turn a profile into the DaskTaskRunner that runs the flow's tasks."""
+    if isinstance(profile, LocalProfile):
+        return DaskTaskRunner(
+            cluster_class="distributed.LocalCluster", cluster_kwargs=local_cluster_kwargs(profile)
+        )
+    if not prefect_api_url:
+        raise WorkersUnavailable(
+            "PREFECT_API_URL is not set: tasks on Slurm workers would report to a throw-away "
+            "server of their own and vanish from the UI. Run through `auction-pipeline run`, "
+            "which starts a Prefect server when needed, or export PREFECT_API_URL."
+        )
     return DaskTaskRunner(
         cluster_class="dask_jobqueue.SLURMCluster",
-        cluster_kwargs=cluster_kwargs,
+        cluster_kwargs=slurm_cluster_kwargs(
+            profile, log_directory=log_directory, prefect_api_url=prefect_api_url
+        ),
         adapt_kwargs={
             "minimum_jobs": profile.adapt.minimum_jobs,
             "maximum_jobs": profile.adapt.maximum_jobs,
@@ -198,6 +217,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         self.expected_durations = dict(expected_durations or {})
         self._inner: DaskTaskRunner | None = None
         self._config: Any = None
+        self._job_logs: JobLogForwarder | None = None
 
     def duplicate(self) -> ProfileTaskRunner:
         """A fresh, unstarted runner with the same configuration (Prefect calls this per run)."""
@@ -274,6 +294,13 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             script_path,
             job_script,
         )
+        self._job_logs = JobLogForwarder(
+            log_directory,
+            WORKER_JOB_NAME,
+            job_ids=lambda: [job.job_id for job in list(cluster.workers.values()) if job.job_id],
+            emit=logger.log,
+        )
+        self._job_logs.start()
         create_markdown_artifact(
             f"Dask workers on partition `{profile.partition}` (profile `{profile.name}`), "
             f"saved as `{script_path}`:\n\n```bash\n{job_script}\n```\n",
@@ -305,9 +332,11 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         try:
             if self._inner is not None:
                 self._retire_workers()
+                if self._job_logs is not None:
+                    self._job_logs.stop()  # before the jobs are cancelled: no closing noise
                 self._inner.__exit__(exc_type, exc_value, traceback)
         finally:
             if self._config is not None:
                 self._config.__exit__(None, None, None)
-            self._inner = self._config = None
+            self._inner = self._config = self._job_logs = None
             super().__exit__(exc_type, exc_value, traceback)

@@ -3,11 +3,13 @@ profiles and their overrides, and the task-runner factory's Slurm settings."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from dask_jobqueue import SLURMCluster
 
+from infra.joblogs import JobLogForwarder, classify
 from infra.localslurm import LocalClusterSpec, munge_socket_for, render_slurm_conf
 from infra.profiles import ProfileError, SlurmProfile, load_profile, parse_walltime
 from infra.runner import dask_task_runner, explain_missing_workers, lifetime_args, render_prologue
@@ -234,3 +236,47 @@ def test_missing_workers_explained_for_jobs_that_already_left(
     message = explain_missing_workers(_dev(), ["8", "9"], "tcp://h:1", Path("/logs"))
     assert "Jobs 8, 9 already left the queue" in message and "/logs" in message
     assert "No Dask worker" not in message
+
+
+# A real worker job's stderr from the local cluster (shortened), then what Slurm adds when it
+# kills a job at walltime, and a traceback from outside any task.
+WORKER_STDERR = """\
+2026-11-21 16:05:39,649 - distributed.worker - INFO -       Start worker at:      tcp://192.0.2.2:44983
+16:05:42.317 | INFO    | Task run 'scrape-hotel-lumiere' - running in Slurm job 11 (dev) on node n3
+2026-11-21 16:05:43,001 - distributed.worker.memory - WARNING - Unmanaged memory use is high.
+slurmstepd-n3: error: *** JOB 11 ON n3 CANCELLED AT 2026-11-21T16:05:48 DUE TO TIME LIMIT ***
+Traceback (most recent call last):
+  File "x.py", line 1, in <module>
+"""
+
+
+def test_job_log_lines_worth_forwarding_are_chosen() -> None:
+    levels = [classify(line) for line in WORKER_STDERR.splitlines()]
+    assert levels == [None, None, logging.WARNING, logging.ERROR, logging.WARNING, logging.WARNING]
+    assert classify("") is None
+
+
+def test_job_log_forwarder_follows_files_and_waits_for_whole_lines(tmp_path: Path) -> None:
+    err = tmp_path / "auction-pipeline-worker-7.err"
+    emitted: list[tuple[int, str]] = []
+    jobs = ["7"]
+    forwarder = JobLogForwarder(
+        tmp_path, "auction-pipeline-worker", lambda: jobs, lambda *a: emitted.append(a)
+    )
+    forwarder.poll()  # the job has not written yet: nothing, no error
+    err.write_text(WORKER_STDERR + "half a li")
+    jobs.clear()  # the job left the cluster; its file is still followed
+    forwarder.poll()
+    assert [message for _, message in emitted] == [
+        "[Slurm job 7] 2026-11-21 16:05:43,001 - distributed.worker.memory - WARNING - "
+        "Unmanaged memory use is high.",
+        "[Slurm job 7] slurmstepd-n3: error: *** JOB 11 ON n3 CANCELLED AT "
+        "2026-11-21T16:05:48 DUE TO TIME LIMIT ***",
+        "[Slurm job 7] Traceback (most recent call last):",
+        '[Slurm job 7]   File "x.py", line 1, in <module>',
+    ]
+    with open(err, "a") as stream:
+        stream.write("ne\n")
+    forwarder.stop()  # the last read forwards the completed line once
+    assert emitted[-1] == (logging.WARNING, "[Slurm job 7] half a line")
+    assert len(emitted) == 5
