@@ -98,7 +98,8 @@ def run_pipeline(
                 rescrape=rescrape,
                 return_state=True,
             )
-        summary: Any = state.result(raise_on_failure=False)
+        # _sync: a notebook kernel runs an event loop, where result() would return a coroutine.
+        summary: Any = cast(Any, state).result(raise_on_failure=False, _sync=True)
     if not isinstance(summary, dict):
         summary = {"error": str(summary)}
     summary["state"] = state.type.value
