@@ -7,9 +7,10 @@ LIMIT ***``) end up only in the job's output files on the shared filesystem (pre
 :class:`JobLogForwarder` tails the files of the run's own worker jobs while the run is going
 and logs each line that matters to the flow run, prefixed with the job id.
 
-What is forwarded (:func:`classify`): Dask log lines at WARNING or above, and every line that
-is not a log line at all (tracebacks, Slurm messages, stray prints). Dask's INFO chatter is
-left in the files, and Prefect's console lines are skipped: they reach the UI already.
+What is forwarded (:func:`choose_lines`): Dask log records at WARNING or above with their
+tracebacks, Slurm's messages, and output before the first log record (the job's prologue).
+Dask's INFO chatter is left in the files, and Prefect's console records are skipped: they
+reach the UI already.
 """
 
 from __future__ import annotations
@@ -33,17 +34,34 @@ _SLURM_ERROR = re.compile(r"^slurmstepd(-\S+)?: error:")
 MAX_LINES_PER_POLL = 200  # per file; the rest is summarised, so a chatty job cannot flood the API
 
 
-def classify(line: str) -> int | None:
-    """The level to forward ``line`` at, or None to leave it in the file."""
-    if not line.strip() or _PREFECT_LINE.match(line):
-        return None
-    dask = _DASK_LINE.match(line)
-    if dask:
-        level = logging.getLevelName(dask.group(1))
-        return level if isinstance(level, int) and level >= logging.WARNING else None
-    if _SLURM_ERROR.match(line):
-        return logging.ERROR
-    return logging.WARNING
+def choose_lines(
+    lines: Iterable[str], carry: int | None
+) -> tuple[list[tuple[int, str]], int | None]:
+    """The lines worth forwarding, each with its level, and the ``carry`` for the next call.
+
+    A line that starts no log record (a traceback, a wrapped message) belongs to the record
+    before it and shares its fate, so a Prefect task's traceback (already in the UI) is not
+    forwarded twice. ``carry`` is the level of the current record, or None when it is not
+    forwarded; a file starts with WARNING, so output before the first record (the job's
+    prologue, a failing ``module load``) is forwarded.
+    """
+    chosen = []
+    for line in lines:
+        if not line.strip():
+            continue
+        if _SLURM_ERROR.match(line):  # Slurm's verdict on the job, wherever it lands
+            chosen.append((logging.ERROR, line))
+            continue
+        if _PREFECT_LINE.match(line):
+            carry = None
+            continue
+        dask = _DASK_LINE.match(line)
+        if dask:
+            level = logging.getLevelName(dask.group(1))
+            carry = level if isinstance(level, int) and level >= logging.WARNING else None
+        if carry is not None:
+            chosen.append((carry, line))
+    return chosen, carry
 
 
 def complete_lines(data: bytes) -> tuple[list[str], int]:
@@ -71,6 +89,7 @@ class JobLogForwarder:
     interval: float = 2.0
     _seen: set[str] = field(default_factory=set)
     _offsets: dict[Path, int] = field(default_factory=dict)
+    _carry: dict[Path, int | None] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -112,7 +131,7 @@ class JobLogForwarder:
             return
         lines, used = complete_lines(data)
         self._offsets[path] = offset + used
-        chosen = [(level, line) for line in lines if (level := classify(line)) is not None]
+        chosen, self._carry[path] = choose_lines(lines, self._carry.get(path, logging.WARNING))
         for level, line in chosen[:MAX_LINES_PER_POLL]:
             self.emit(level, f"[Slurm job {job_id}] {line}")
         if len(chosen) > MAX_LINES_PER_POLL:

@@ -15,18 +15,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from browser import headless_chromium
 from conftest import recorded_task_runs
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
+from deployments.crash_detection import AUTOMATION_NAME
 from deployments.register import load_deployments
 from infra import prefect_server
 from infra.ports import free_port
+from infra.runner import WORKER_JOB_NAME
+from infra.slurm import run_slurm
 from sites.demo.catalogue import DemoConfig
 from sites.demo.server import DemoSite
 
@@ -36,10 +42,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """`auction-pipeline server up` in a temp state dir; `down` afterwards."""
-    state = tmp_path / "server"
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`auction-pipeline server up` in a temp state dir, shared by this module's tests (each
+    registers the deployments again with its own data root); `down` afterwards."""
+    state = tmp_path_factory.mktemp("server")
     port = str(free_port())
     up = subprocess.run(
         [BIN / "auction-pipeline", "server", "up", "--state-dir", state, "--port", port],
@@ -68,7 +75,7 @@ def _dev_env(server: str, data_root: Path) -> dict[str, str]:
 
 
 @contextmanager
-def _worker(env: dict[str, str], site_url: str, log: Path) -> Iterator[None]:
+def _worker(env: dict[str, str], site_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`auction-pipeline worker` against the demo site at ``site_url``; stopped on exit."""
     with open(log, "wb") as output:
         worker = subprocess.Popen(
@@ -78,15 +85,19 @@ def _worker(env: dict[str, str], site_url: str, log: Path) -> Iterator[None]:
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         try:
-            yield
+            yield worker
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
+            with suppress(ProcessLookupError):  # a test may have killed it already
+                os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=60)
 
 
-def _run_dev(env: dict[str, str], *, watch: bool = True) -> subprocess.CompletedProcess[str]:
+def _run_dev(
+    env: dict[str, str], *, watch: bool = True, parameters: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`prefect deployment run 'daily-pipeline/dev'` for 2026-03-14, as a user types it."""
     argv = [BIN / "prefect", "deployment", "run", "daily-pipeline/dev", "-p", "date=2026-03-14"]
+    argv += parameters or []
     if watch:
         argv += ["--watch", "--watch-timeout", "300"]
     return subprocess.run(
@@ -133,11 +144,13 @@ def test_deployment_run_on_the_dev_partition(
 ) -> None:
     data_root = tmp_path / "dev-data"
     env = _dev_env(server, data_root)
-    for _ in range(2):  # registering twice changes nothing
+    registered = []
+    for _ in range(2):  # registering twice changes nothing: the same objects, updated in place
         deployed = cli("deploy", env=env, timeout=120)
         assert deployed.returncode == 0, deployed.stderr[-2000:]
-    ids = [line.split()[-1] for line in deployed.stdout.splitlines() if "registered" in line]
-    assert len(ids) == 2
+        registered.append([line for line in deployed.stdout.splitlines() if "registered" in line])
+    assert registered[0] == registered[1]
+    assert len(registered[1]) == 3 and AUTOMATION_NAME in registered[1][2]  # 2 deployments
 
     # The schedules as the server holds them are the ones deployments.yaml (and the README) give.
     config = load_deployments()
@@ -153,6 +166,9 @@ def test_deployment_run_on_the_dev_partition(
             assert f"`{spec.cron}`" in readme and spec.timezone in readme
         dev = api.get("/deployments/name/daily-pipeline/dev").json()
         assert dev["parameters"] == {"profile": "dev", "data_root": str(data_root)}
+        assert dev["job_variables"]["env"] == {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60"}
+        automations = api.post("/automations/filter", json={}).json()
+        assert [a["name"] for a in automations] == [AUTOMATION_NAME]
 
     with DemoSite() as site, _worker(env, site.url, tmp_path / "worker.log"):
         run = _run_dev(env)
@@ -171,15 +187,53 @@ def test_deployment_run_on_the_dev_partition(
         assert {t["state_type"] for t in task_runs} == {"COMPLETED"}
 
 
-def test_a_failed_deployment_run_is_mailed_once_with_its_cause(
+def _run_id(started: subprocess.CompletedProcess[str]) -> str:
+    """The flow run id `prefect deployment run` printed."""
+    found = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout)
+    assert found, started.stdout[-2000:] + started.stderr[-2000:]
+    return found.group(1)
+
+
+def _mails_about(inbox: _Inbox, run_id: str) -> list[email.message.Message]:
+    """The messages that link to this flow run (the module's server holds other runs too)."""
+    return [m for m in inbox.messages if f"/runs/flow-run/{run_id}" in _body(m)]
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with its size and modification time."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+
+
+def _body(message: email.message.Message) -> str:
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()
+
+
+def test_a_failed_deployment_run_is_mailed_once_and_shown_in_the_ui(
     slurm_conf: Path, server: str, cli, tmp_path: Path
 ) -> None:
-    env = _dev_env(server, tmp_path / "dev-data")
+    data_root = tmp_path / "dev-data"
+    env = _dev_env(server, data_root)
     assert cli("deploy", env=env, timeout=120).returncode == 0
     broken = DemoSite(DemoConfig(unreachable=frozenset({"hotel-lumiere"})))
     with broken as site, _worker(env, site.url, tmp_path / "worker.log"):
         run = _run_dev(env)
+        # A deployment run given a profile that does not exist fails at once, touching nothing.
+        before = _files(data_root)
+        bad_profile = _run_dev(env, parameters=["-p", "profile=nope"])
+        assert _files(data_root) == before
     assert run.returncode != 0 and "Failed" in run.stdout, run.stdout[-2000:]
+    run_id = _run_id(run)
+    assert bad_profile.returncode != 0 and "Failed" in bad_profile.stdout
+    with httpx.Client(base_url=server, timeout=30) as api:
+        failed = api.get(f"/flow_runs/{_run_id(bad_profile)}").json()
+    assert failed["state_type"] == "FAILED"
+    assert "unknown profile 'nope'" in failed["state"]["message"], failed["state"]["message"]
 
     state = ["--state-file", str(tmp_path / "notifier.json")]
     # An SMTP server that refuses: one line naming it, nothing marked as sent.
@@ -193,15 +247,30 @@ def test_a_failed_deployment_run_is_mailed_once_with_its_cause(
         again = cli("notifier", "--once", *state, env=mail_env)
     assert first.returncode == 0, first.stderr
     assert again.returncode == 0 and "0 failure e-mail(s) sent" in again.stderr
-    (message,) = inbox.messages  # mailed exactly once
+    (message,) = _mails_about(inbox, run_id)  # mailed exactly once
     assert message["Subject"] == "[auction-pipeline] daily-pipeline/dev 2026-03-14: run FAILED"
     assert message["To"] == "curator@example.org, rse@example.org"
-    body = message.get_payload(decode=True).decode()
+    body = _body(message)
     assert "scrape-hotel-lumiere (FAILED) running in Slurm job" in body
     assert "(dev) on node n" in body
     assert "HTTP 503" in body
-    assert f"{server.removesuffix('/api')}/runs/flow-run/" in body
+    assert f"{server.removesuffix('/api')}/runs/flow-run/{run_id}" in body
     assert "log lines:" in body and "Beginning flow run" in body
+
+    # The Prefect UI, in headless Chromium, shows the failed run with its failing task, the
+    # error, and the Slurm job and node it ran in.
+    screenshot = tmp_path / "failed-run.png"
+    with headless_chromium() as browser:
+        browser.get(f"{server.removesuffix('/api')}/runs/flow-run/{run_id}")
+        WebDriverWait(browser, 90).until(
+            lambda b: "HTTP 503" in b.find_element(By.TAG_NAME, "body").text
+        )
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert browser.save_screenshot(str(screenshot))
+    assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 20_000
+    assert "Failed" in page and "daily-pipeline" in page
+    assert "scrape-hotel-lumiere" in page
+    assert re.search(r"running in Slurm job \d+ \(dev\) on node n\d", page), page[-3000:]
 
 
 def _process_of_flow_run(flow_run_id: str) -> int | None:
@@ -229,6 +298,35 @@ def _wait_for(condition: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"{what} within {timeout:g} s")
 
 
+def _start_slow_run(env: dict[str, str], api: httpx.Client) -> tuple[str, int]:
+    """Start a dev run against a slow site; once its tasks run: its id and flow process pid."""
+    started = _run_dev(env, watch=False)
+    assert started.returncode == 0, started.stderr
+    run_id = _run_id(started)
+
+    def running_flow_process() -> int | None:
+        running = api.post(
+            "/task_runs/filter",
+            json={"flow_runs": {"id": {"any_": [run_id]}},
+                  "task_runs": {"state": {"type": {"any_": ["RUNNING"]}}}},
+        ).json()  # fmt: skip
+        return _process_of_flow_run(run_id) if running else None
+
+    pid = _wait_for(running_flow_process, 180, "the flow run got to running tasks")
+    return run_id, pid
+
+
+def _mail_crashed(cli, env: dict[str, str], tmp_path: Path, run_id: str) -> str:
+    """Run the notifier once against a real SMTP server; the one mail about ``run_id``."""
+    with _smtp_server() as (inbox, port):
+        state = ["--state-file", str(tmp_path / "notifier.json")]
+        mailed = cli("notifier", "--once", *state, env=_mail_env(env, port))
+    assert mailed.returncode == 0, mailed.stderr
+    (message,) = _mails_about(inbox, run_id)
+    assert message["Subject"] == "[auction-pipeline] daily-pipeline/dev 2026-03-14: run CRASHED"
+    return _body(message)
+
+
 def test_a_killed_flow_process_ends_crashed_and_is_mailed(
     slurm_conf: Path, server: str, cli, tmp_path: Path
 ) -> None:
@@ -237,30 +335,68 @@ def test_a_killed_flow_process_ends_crashed_and_is_mailed(
     api = httpx.Client(base_url=server, timeout=30)
     slow = DemoSite(DemoConfig(latency=0.3))  # slow enough to kill the run mid-way
     with slow as site, _worker(env, site.url, tmp_path / "worker.log"):
-        started = _run_dev(env, watch=False)
-        assert started.returncode == 0, started.stderr
-        run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)  # type: ignore[union-attr]
-
-        def running_flow_process() -> int | None:
-            running = api.post(
-                "/task_runs/filter",
-                json={"flow_runs": {"id": {"any_": [run_id]}},
-                      "task_runs": {"state": {"type": {"any_": ["RUNNING"]}}}},
-            ).json()  # fmt: skip
-            return _process_of_flow_run(run_id) if running else None
-
-        pid = _wait_for(running_flow_process, 180, "the flow run got to running tasks")
-        os.kill(pid, signal.SIGKILL)  # the flow process dies without a word
+        run_id, pid = _start_slow_run(env, api)
+        os.kill(pid, signal.SIGKILL)  # the flow process dies without a word; its worker lives
         _wait_for(
             lambda: api.get(f"/flow_runs/{run_id}").json()["state_type"] == "CRASHED",
             120,
             "the run was marked CRASHED",
         )
+    _mail_crashed(cli, env, tmp_path, run_id)
 
-    with _smtp_server() as (inbox, port):
-        state = ["--state-file", str(tmp_path / "notifier.json")]
-        mailed = cli("notifier", "--once", *state, env=_mail_env(env, port))
-    assert mailed.returncode == 0, mailed.stderr
-    (message,) = inbox.messages
-    assert message["Subject"] == "[auction-pipeline] daily-pipeline/dev 2026-03-14: run CRASHED"
-    assert f"/runs/flow-run/{run_id}" in message.get_payload(decode=True).decode()
+
+def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    # Short heartbeats for the test; production uses deployments.yaml's defaults (60 s, 240 s).
+    env = {
+        **_dev_env(server, tmp_path / "dev-data"),
+        "AUCTION_PIPELINE_HEARTBEAT_SECONDS": "30",
+        "AUCTION_PIPELINE_CRASHED_AFTER_SECONDS": "45",
+    }
+    assert cli("deploy", env=env, timeout=120).returncode == 0
+    api = httpx.Client(base_url=server, timeout=30)
+    (automation,) = api.post(
+        "/automations/filter",
+        json={"automations": {"name": {"any_": [AUTOMATION_NAME]}}},
+    ).json()
+    assert automation["enabled"] and automation["trigger"]["within"] == 45
+
+    slow = DemoSite(DemoConfig(latency=0.3))
+    try:
+        with slow as site, _worker(env, site.url, tmp_path / "worker.log") as worker:
+            started = _run_dev(env, watch=False)
+            assert started.returncode == 0, started.stderr
+            run_id = _run_id(started)
+            heartbeat = {
+                "filter": {
+                    "event": {"name": ["prefect.flow-run.heartbeat"]},
+                    "resource": {"id": [f"prefect.flow-run.{run_id}"]},
+                }
+            }
+            _wait_for(
+                lambda: api.post("/events/filter", json=heartbeat).json()["events"],
+                60,
+                "the flow run sent a heartbeat",
+            )
+            pid = _wait_for(lambda: _process_of_flow_run(run_id), 30, "found the flow process")
+            # The host is lost: worker and flow process die at once, nobody reports.
+            with suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            lost = time.monotonic()
+            run = _wait_for(
+                lambda: (
+                    (r := api.get(f"/flow_runs/{run_id}").json())["state_type"] == "CRASHED" and r
+                ),
+                150,
+                "the automation marked the run CRASHED",
+            )
+            assert time.monotonic() - lost < 45 + 30 + 30  # window + one beat + evaluation
+        assert "no heartbeat from the flow process for 45 s" in run["state"]["message"]
+        body = _mail_crashed(cli, env, tmp_path, run_id)
+        assert "no heartbeat" in body
+    finally:
+        # Its Dask workers lost their scheduler; do not leave them to time out in the queue.
+        run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)

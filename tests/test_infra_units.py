@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dask_jobqueue import SLURMCluster
 
-from infra.joblogs import JobLogForwarder, classify
+from infra.joblogs import JobLogForwarder, choose_lines
 from infra.localslurm import LocalClusterSpec, munge_socket_for, render_slurm_conf
 from infra.profiles import ProfileError, SlurmProfile, load_profile, parse_walltime
 from infra.runner import dask_task_runner, explain_missing_workers, lifetime_args, render_prologue
@@ -247,13 +247,24 @@ WORKER_STDERR = """\
 slurmstepd-n3: error: *** JOB 11 ON n3 CANCELLED AT 2026-11-21T16:05:48 DUE TO TIME LIMIT ***
 Traceback (most recent call last):
   File "x.py", line 1, in <module>
+16:05:49.001 | ERROR   | Task run 'scrape-x' - Task run failed with exception
+Traceback (most recent call last):
+  File "task.py", line 3, in scrape
 """
 
 
 def test_job_log_lines_worth_forwarding_are_chosen() -> None:
-    levels = [classify(line) for line in WORKER_STDERR.splitlines()]
-    assert levels == [None, None, logging.WARNING, logging.ERROR, logging.WARNING, logging.WARNING]
-    assert classify("") is None
+    lines = WORKER_STDERR.splitlines()
+    chosen, carry = choose_lines(["echo from the prologue", *lines], logging.WARNING)
+    assert chosen == [
+        (logging.WARNING, "echo from the prologue"),  # before any record: forwarded
+        (logging.WARNING, lines[2]),  # a Dask WARNING ...
+        (logging.ERROR, lines[3]),  # Slurm's verdict
+        (logging.WARNING, lines[4]),  # ... and the traceback that follows it
+        (logging.WARNING, lines[5]),
+    ]  # Dask INFO and Prefect's records (with their tracebacks) stay out: the UI has them
+    assert carry is None
+    assert choose_lines(["  more of the traceback", ""], None) == ([], None)
 
 
 def test_job_log_forwarder_follows_files_and_waits_for_whole_lines(tmp_path: Path) -> None:
@@ -267,7 +278,7 @@ def test_job_log_forwarder_follows_files_and_waits_for_whole_lines(tmp_path: Pat
     err.write_text(WORKER_STDERR + "half a li")
     jobs.clear()  # the job left the cluster; its file is still followed
     forwarder.poll()
-    assert [message for _, message in emitted] == [
+    assert [message for _, message in emitted][:4] == [
         "[Slurm job 7] 2026-11-21 16:05:43,001 - distributed.worker.memory - WARNING - "
         "Unmanaged memory use is high.",
         "[Slurm job 7] slurmstepd-n3: error: *** JOB 11 ON n3 CANCELLED AT "
@@ -275,8 +286,10 @@ def test_job_log_forwarder_follows_files_and_waits_for_whole_lines(tmp_path: Pat
         "[Slurm job 7] Traceback (most recent call last):",
         '[Slurm job 7]   File "x.py", line 1, in <module>',
     ]
+    assert len(emitted) == 4
     with open(err, "a") as stream:
-        stream.write("ne\n")
-    forwarder.stop()  # the last read forwards the completed line once
-    assert emitted[-1] == (logging.WARNING, "[Slurm job 7] half a line")
-    assert len(emitted) == 5
+        stream.write("ne\n2026-11-21 16:06:00,000 - distributed.nanny - ERROR - gone\n")
+    forwarder.stop()  # the last read forwards the completed lines once
+    assert emitted[4:] == [
+        (logging.ERROR, "[Slurm job 7] 2026-11-21 16:06:00,000 - distributed.nanny - ERROR - gone")
+    ]

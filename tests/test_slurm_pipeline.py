@@ -9,6 +9,7 @@ fails the run in bounded time, naming the partition and Slurm's reason, and leav
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from datetime import date
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from conftest import recorded_task_runs
 
+from infra.profiles import load_profile
 from infra.slurm import run_slurm
 from sites.demo.catalogue import HOUSES, Catalogue
 from sites.demo.server import DemoSite
@@ -45,6 +47,10 @@ def test_daily_pipeline_on_dev_partition(
             "PREFECT_API_URL": prefect_api_url,
             "DEMO_SITE_URL": demo_site.url,
             "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
+            # The profile's prologue, plus a line each worker job writes to its stderr.
+            "AUCTION_PIPELINE__DEV__PROLOGUE": json.dumps(
+                [*load_profile("dev").prologue, 'echo "prologue on $SLURMD_NODENAME" >&2']  # type: ignore[union-attr]
+            ),
         },
     )
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
@@ -99,6 +105,19 @@ def test_daily_pipeline_on_dev_partition(
     assert {row["site"] for row in table_rows} == set(HOUSES)
     assert sum(row["new lots"] for row in table_rows) == len(expected)
     assert "#SBATCH -p dev" in artifacts["slurm-job-script"]["data"]
+
+    # What the worker jobs wrote to stderr outside any task reached the run's log in the UI.
+    logs = httpx.post(
+        f"{prefect_api_url}/logs/filter",
+        json={"logs": {"flow_run_id": {"any_": [summary["flow_run_id"]]}}},
+        timeout=30,
+    ).json()
+    forwarded = {log["message"] for log in logs if "prologue on" in log["message"]}
+    job_ids = {str(j["job_id"]) for j in summary["slurm_jobs"]}
+    assert forwarded and all(
+        re.fullmatch(r"\[Slurm job (\d+)\] prologue on n\d", m) for m in forwarded
+    ), forwarded
+    assert {re.search(r"\d+", m).group() for m in forwarded} >= job_ids  # type: ignore[union-attr]
 
     # The rendered job script was saved where the user can read it.
     scripts = list((data_root / "logs" / "slurm").glob("worker-job-*.sh"))
