@@ -64,6 +64,7 @@ def run_pipeline(
 
     from flows.daily import daily_pipeline
     from flows.reprocess import backed_up_sites, reprocess_day
+    from flows.stages import SitesFailed
     from tasks.storage import default_data_root
 
     # Dask's scheduler chatter (workers joining and leaving) is not news to a researcher.
@@ -100,6 +101,8 @@ def run_pipeline(
             )
         # _sync: a notebook kernel runs an event loop, where result() would return a coroutine.
         summary: Any = cast(Any, state).result(raise_on_failure=False, _sync=True)
+    if isinstance(summary, SitesFailed):
+        summary = dict(summary.summary)
     if not isinstance(summary, dict):
         summary = {"error": str(summary)}
     summary["state"] = state.type.value

@@ -42,6 +42,22 @@ P = ParamSpec("P")
 PLACE_LOG_PREFIX = "running in"
 
 
+class SitesFailed(RuntimeError):
+    """Some sites failed; the others were loaded and archived. Carries the run's summary.
+
+    The flow's Failed state holds this exception, not the summary dict: Prefect turns a failed
+    state's data into the exception it raises, and a dict is no exception.
+    """
+
+    def __init__(self, message: str, summary: dict[str, Any]):
+        super().__init__(message, summary)
+        self.message = message
+        self.summary = summary
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def located(fn: Callable[P, T]) -> Callable[P, T]:
     """``fn``, logging first (to the task run, so to the UI and the failure e-mails) which
     Slurm job and node it runs on: a failed task returns no report to say it."""
@@ -186,7 +202,8 @@ class Run:
         summary = self.summary()
         if self.failures:
             shown = "; ".join(f"{site}: {why}" for site, why in sorted(self.failures.items()))
-            return Failed(message=f"{len(self.failures)} site(s) failed: {shown}", data=summary)
+            message = f"{len(self.failures)} site(s) failed: {shown}"
+            return Failed(message=message, data=SitesFailed(message, summary))
         return Completed(message=f"{len(self.processed)} site(s) collected", data=summary)
 
     def summary(self) -> dict[str, Any]:

@@ -231,7 +231,12 @@ def test_a_failed_deployment_run_is_mailed_once_and_shown_in_the_ui(
     run_id = _run_id(run)
     assert bad_profile.returncode != 0 and "Failed" in bad_profile.stdout
     with httpx.Client(base_url=server, timeout=30) as api:
+        failed_site = api.get(f"/flow_runs/{run_id}").json()
         failed = api.get(f"/flow_runs/{_run_id(bad_profile)}").json()
+    # The run's state names the failed site and why, and nothing else.
+    reason = failed_site["state"]["message"]
+    assert reason.startswith("1 site(s) failed: hotel-lumiere: scrape: "), reason
+    assert "HTTP 503" in reason and len(reason) < 500, reason
     assert failed["state_type"] == "FAILED"
     assert "unknown profile 'nope'" in failed["state"]["message"], failed["state"]["message"]
 

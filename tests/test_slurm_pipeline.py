@@ -112,7 +112,7 @@ def test_daily_pipeline_on_dev_partition(
         json={"logs": {"flow_run_id": {"any_": [summary["flow_run_id"]]}}},
         timeout=30,
     ).json()
-    forwarded = {log["message"] for log in logs if "prologue on" in log["message"]}
+    forwarded = {m["message"] for m in logs if m["message"].startswith("[Slurm job")}
     job_ids = {str(j["job_id"]) for j in summary["slurm_jobs"]}
     assert forwarded and all(
         re.fullmatch(r"\[Slurm job (\d+)\] prologue on n\d", m) for m in forwarded
