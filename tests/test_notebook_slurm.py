@@ -84,6 +84,6 @@ def test_notebook_runs_top_to_bottom_on_the_dev_partition(
         interactive
     )
     assert "none left in the queue" in interactive
-    assert "no auction-pipeline worker job in the queue" in queue
+    assert "none of your auction-pipeline worker jobs is in the queue" in queue
     left = run_slurm(["squeue", "--noheader", "--name", "auction-pipeline-worker"]).stdout
     assert left.strip() == ""
