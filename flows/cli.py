@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     notifier.add_argument("--state-file", type=Path, default=None)
 
     commands.add_parser(
+        "bench",
+        help="run the benchmarks, write benchmarks/RESULTS.md (options: bench --help)",
+        add_help=False,
+    )
+    commands.add_parser(
         "demo-site",
         help="serve the demo auction site in the foreground (options: demo-site --help)",
         add_help=False,
@@ -325,9 +330,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sites.demo.server import main as serve_demo
 
         return serve_demo(extra)
-    if extra:
+    if extra and args.command != "bench":  # bench parses its own options
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.command == "bench":
+            from benchmarks.run import main as bench
+
+            return bench(extra)
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "run":

@@ -1,25 +1,33 @@
-"""The benchmark scripts run (figures are not asserted: speed is measured, not tested)."""
+"""`auction-pipeline bench --quick` runs every benchmark on the local Slurm cluster and writes
+its results files (figures are not asserted: speed is measured, not tested)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import re
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
 
 
-def test_crawl_extract_benchmark_quick_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "crawl_extract.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["extraction"]["pages"] > 0
-    assert [c["concurrency"] for c in figures["crawl"]] == [1, 1, 4]
-    assert all(c["requests"] > 0 for c in figures["crawl"])
+def test_bench_quick_runs_and_writes_its_results(
+    slurm_conf: Path, prefect_api_url: str, cli, tmp_path: Path
+) -> None:
+    result = cli(
+        "bench", "--quick", "--out", str(tmp_path),
+        env={"PREFECT_API_URL": prefect_api_url, "SLURM_CONF": str(slurm_conf)}, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((tmp_path / "results.json").read_text())
+    figures = data["figures"]
+    assert {f["benchmark"] for f in figures} >= {"overhead", "extraction", "crawl"}
+    for figure in figures:  # every figure is a ratio of two measurements of the same run
+        assert figure["value"] > 0 and figure["baseline_value"] > 0
+        assert figure["ratio"] == pytest.approx(figure["value"] / figure["baseline_value"], 0.01)
+    assert re.fullmatch(r"slurm\S* \d+\.\d+\.\d+", data["machine"]["slurm"])
+    markdown = (tmp_path / "RESULTS.md").read_text()
+    assert "auction-pipeline bench --quick" in markdown
+    assert markdown.count("\n| ") == len(figures) + 1  # header + one row per figure
+    assert "wrote" in result.stdout and "RESULTS.md" in result.stdout

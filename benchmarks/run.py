@@ -1,0 +1,122 @@
+"""``auction-pipeline bench [--quick]``: every benchmark in one go, against the local Slurm
+cluster, printed as a table and written to ``benchmarks/results.json`` and
+``benchmarks/RESULTS.md`` with the machine, versions and date.
+
+Uses the Slurm cluster SLURM_CONF names or the one ``auction-pipeline cluster up`` started;
+with neither it starts the local cluster for the run and stops it afterwards. A Prefect
+server is started for the run unless PREFECT_API_URL is set. ``--quick`` runs everything
+small (the test suite's smoke test); figures from it are not meant to be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmarks.common import Figure, machine, write_results
+from infra import localslurm
+from infra.prefect_api import prefect_api
+from infra.slurm import run_slurm
+
+BENCH_DIR = Path(__file__).resolve().parent
+EXTRACTION_TARGET = 0.5
+CRAWL_TARGET = 0.9
+
+
+def note(message: str) -> None:
+    """Progress on stderr; the table and file names on stdout."""
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def slurm_cluster() -> Iterator[None]:
+    """The cluster to measure on: the configured or running one, else a local one for the run."""
+    localslurm.use_running_cluster(log=note)
+    if os.environ.get("SLURM_CONF"):
+        yield
+        return
+    note("no Slurm cluster configured: starting the local one for the benchmarks")
+    localslurm.up(localslurm.DEFAULT_STATE_DIR, 3, log=note)
+    localslurm.use_running_cluster(log=note)
+    try:
+        yield
+    finally:
+        localslurm.down(localslurm.DEFAULT_STATE_DIR, log=note)
+        os.environ.pop("SLURM_CONF", None)
+
+
+def crawl_and_extraction(quick: bool) -> list[Figure]:
+    """Benchmarks 3 (crawl rate) and 4 (extraction) as figures."""
+    from benchmarks.crawl_extract import bench_crawl, bench_extraction
+
+    e = bench_extraction(8 if quick else 40, 3 if quick else 5)
+    figures = [
+        Figure(
+            benchmark="extraction",
+            case=f"extract+validate+normalise, {e['pages']} lot pages, one core",
+            value=e["full_pages_per_s"],
+            unit="pages/s",
+            baseline="bare parsel parse",
+            baseline_value=e["bare_parse_pages_per_s"],
+            ratio=e["ratio"],
+            target=f">= {EXTRACTION_TARGET}",
+            met=e["ratio"] >= EXTRACTION_TARGET,
+        )
+    ]
+    lots = 6 if quick else 20
+    for latency, concurrency in ((0.02, 1), (0.25, 1), (0.25, 4)):
+        c = bench_crawl(rate=10, latency=latency, concurrency=concurrency, lots=lots)
+        figures.append(
+            Figure(
+                benchmark="crawl",
+                case=(
+                    f"{c['sites']} sites at once, {latency * 1000:g} ms latency, "
+                    f"concurrency {concurrency}"
+                ),
+                value=c["achieved_per_s"],
+                unit="requests/s",
+                baseline="polite limit K·r",
+                baseline_value=c["polite_limit_per_s"],
+                ratio=c["ratio"],
+                target=f">= {CRAWL_TARGET}",
+                met=c["ratio"] >= CRAWL_TARGET,
+            )
+        )
+    return figures
+
+
+def print_table(figures: Sequence[Figure]) -> None:
+    """The figures as a plain table on stdout."""
+    print(f"{'benchmark':<11} {'case':<58} {'value':>16} {'ratio':>7}  target")
+    for f in figures:
+        met = "" if f.met is None else (" met" if f.met else " MISSED")
+        value = f"{f.value:.4g} {f.unit}"
+        print(f"{f.benchmark:<11} {f.case[:58]:<58} {value:>16} {f.ratio:>7.3g}  {f.target}{met}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmarks, print the table, write the results files."""
+    parser = argparse.ArgumentParser(prog="auction-pipeline bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="everything small: a smoke test")
+    parser.add_argument(
+        "--out", type=Path, default=BENCH_DIR, help="where results.json and RESULTS.md go"
+    )
+    args = parser.parse_args(argv)
+    from benchmarks.overhead import bench_overhead
+
+    figures: list[Figure] = []
+    with slurm_cluster():
+        slurm_version = run_slurm(["sinfo", "--version"]).stdout.strip()
+        with prefect_api(log=note):
+            figures += bench_overhead(args.quick, log=note)
+    note("crawl and extraction")
+    figures += crawl_and_extraction(args.quick)
+    command = "auction-pipeline bench" + (" --quick" if args.quick else "")
+    json_path, md_path = write_results(figures, machine(slurm_version), args.out, command)
+    print_table(figures)
+    print(f"wrote {json_path} and {md_path}")
+    return 0
