@@ -106,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=BENCH_DIR, help="where results.json and RESULTS.md go"
     )
     args = parser.parse_args(argv)
+    from benchmarks.coldstart import bench_cold_start
+    from benchmarks.load import bench_load
     from benchmarks.overhead import bench_overhead
 
     figures: list[Figure] = []
@@ -113,8 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         slurm_version = run_slurm(["sinfo", "--version"]).stdout.strip()
         with prefect_api(log=note):
             figures += bench_overhead(args.quick, log=note)
+            note("cold start")
+            figures += bench_cold_start(args.quick)
     note("crawl and extraction")
     figures += crawl_and_extraction(args.quick)
+    note("database load")
+    figures += bench_load(args.quick)
     command = "auction-pipeline bench" + (" --quick" if args.quick else "")
     json_path, md_path = write_results(figures, machine(slurm_version), args.out, command)
     print_table(figures)

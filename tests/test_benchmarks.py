@@ -22,7 +22,13 @@ def test_bench_quick_runs_and_writes_its_results(
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads((tmp_path / "results.json").read_text())
     figures = data["figures"]
-    assert {f["benchmark"] for f in figures} >= {"overhead", "extraction", "crawl"}
+    assert {f["benchmark"] for f in figures} >= {
+        "overhead",
+        "cold start",
+        "extraction",
+        "crawl",
+        "load",
+    }
     for figure in figures:  # every figure is a ratio of two measurements of the same run
         assert figure["value"] > 0 and figure["baseline_value"] > 0
         assert figure["ratio"] == pytest.approx(figure["value"] / figure["baseline_value"], 0.01)
