@@ -18,7 +18,7 @@ from sites.demo.pages import render_lot
 from sites.loader import load_sites
 from tasks.extract import extract_lot
 from tasks.normalise import LotRecord, normalise_lot
-from tasks.store import _observation_row, load_day, observations, transaction
+from tasks.store import load_day, observation_row, observations, transaction
 
 DAY = date(2026, 3, 14)
 TARGET = 0.7
@@ -65,7 +65,7 @@ def bench_load(quick: bool) -> list[Figure]:
             url = f"sqlite:///{tmp}/bare-{next(rounds)}.sqlite"
             with transaction(url):  # the same schema, created empty
                 pass
-            rows = [_observation_row(r, DAY) for r in records]
+            rows = [observation_row(r, DAY) for r in records]
             columns = list(rows[0])
             sql = (
                 f"INSERT INTO {observations.name} ({', '.join(columns)}) "

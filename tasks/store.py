@@ -432,7 +432,8 @@ def _lot_row(record: LotRecord, day: date) -> dict[str, Any]:
     }
 
 
-def _observation_row(record: LotRecord, day: date) -> dict[str, Any]:
+def observation_row(record: LotRecord, day: date) -> dict[str, Any]:
+    """The ``observations`` row of one lot seen on ``day`` (also the load benchmark's rows)."""
     return {
         "site": record.site,
         "lot_key": record.lot_key,
@@ -521,7 +522,7 @@ def load_day(
         _upsert(
             conn,
             observations,
-            [_observation_row(r, day) for r in records],
+            [observation_row(r, day) for r in records],
             lambda new: {c.name: new[c.name] for c in observations.columns if not c.primary_key},
         )
         # ... and a lot left with no observation at all was never really seen.
