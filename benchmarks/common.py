@@ -70,8 +70,11 @@ def machine(slurm_version: str = "") -> dict[str, Any]:
     }
 
 
-def render_markdown(figures: Sequence[Figure], about: dict[str, Any], command: str) -> str:
-    """The results as a Markdown page: machine, then one table row per figure."""
+def render_markdown(
+    figures: Sequence[Figure], about: dict[str, Any], command: str, analysis: str = ""
+) -> str:
+    """The results as a Markdown page: machine, one table row per figure, then ``analysis``
+    (the hand-written account of missed targets)."""
     versions = ", ".join(f"{k} {v}" for k, v in about["versions"].items())
     lines = [
         "# Benchmark results",
@@ -92,16 +95,22 @@ def render_markdown(figures: Sequence[Figure], about: dict[str, Any], command: s
             f"| {f.benchmark} | {f.case} | {f.value:.4g} {f.unit} | {f.baseline}: "
             f"{f.baseline_value:.4g} {f.unit} | {f.ratio:.3g} | {f.target} | {met} | {f.note} |"
         )
+    if analysis:
+        lines += ["", analysis.strip()]
     return "\n".join(lines) + "\n"
 
 
 def write_results(
-    figures: Sequence[Figure], about: dict[str, Any], out_dir: Path, command: str
+    figures: Sequence[Figure],
+    about: dict[str, Any],
+    out_dir: Path,
+    command: str,
+    analysis: str = "",
 ) -> tuple[Path, Path]:
     """Write ``results.json`` and ``RESULTS.md`` under ``out_dir`` (each atomically)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"machine": about, "command": command, "figures": [asdict(f) for f in figures]}
     json_path, md_path = out_dir / "results.json", out_dir / "RESULTS.md"
     write_atomic(json_path, (json.dumps(data, indent=2) + "\n").encode())
-    write_atomic(md_path, render_markdown(figures, about, command).encode())
+    write_atomic(md_path, render_markdown(figures, about, command, analysis).encode())
     return json_path, md_path

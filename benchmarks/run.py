@@ -122,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     note("database load")
     figures += bench_load(args.quick)
     command = "auction-pipeline bench" + (" --quick" if args.quick else "")
-    json_path, md_path = write_results(figures, machine(slurm_version), args.out, command)
+    analysis_file = BENCH_DIR / "analysis.md"
+    analysis = analysis_file.read_text(encoding="utf-8") if analysis_file.is_file() else ""
+    json_path, md_path = write_results(figures, machine(slurm_version), args.out, command, analysis)
     print_table(figures)
     print(f"wrote {json_path} and {md_path}")
     return 0

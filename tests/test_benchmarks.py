@@ -35,5 +35,6 @@ def test_bench_quick_runs_and_writes_its_results(
     assert re.fullmatch(r"slurm\S* \d+\.\d+\.\d+", data["machine"]["slurm"])
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "auction-pipeline bench --quick" in markdown
+    assert "## Where a target is missed" in markdown  # benchmarks/analysis.md, appended
     assert markdown.count("\n| ") == len(figures) + 1  # header + one row per figure
     assert "wrote" in result.stdout and "RESULTS.md" in result.stdout
