@@ -34,10 +34,18 @@ class Figure:
     unit: str
     baseline: str
     baseline_value: float
-    ratio: float
     target: str = ""
     met: bool | None = None
     note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        """``value`` over ``baseline_value``: the figure to compare across runs."""
+        return self.value / self.baseline_value if self.baseline_value else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figure with its ratio, for results.json."""
+        return {**asdict(self), "ratio": self.ratio}
 
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -109,7 +117,7 @@ def write_results(
 ) -> tuple[Path, Path]:
     """Write ``results.json`` and ``RESULTS.md`` under ``out_dir`` (each atomically)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = {"machine": about, "command": command, "figures": [asdict(f) for f in figures]}
+    data = {"machine": about, "command": command, "figures": [f.as_dict() for f in figures]}
     json_path, md_path = out_dir / "results.json", out_dir / "RESULTS.md"
     write_atomic(json_path, (json.dumps(data, indent=2) + "\n").encode())
     write_atomic(md_path, render_markdown(figures, about, command, analysis).encode())

@@ -1,6 +1,5 @@
-"""Throughput of the crawl and of extraction, each as a ratio measured side by side.
-
-    .venv/bin/python benchmarks/crawl_extract.py [--quick]
+"""Benchmarks 3 and 4 of ``auction-pipeline bench``: crawl rate and extraction, each as a ratio
+measured side by side.
 
 1. Extraction, one core: lot pages per second through extract + validate + normalise (what
    the process step does per page), against parsel's bare parse of the same pages. Median
@@ -9,28 +8,19 @@
    a polite limit of r requests/s, against a demo site answering with latency; achieved
    requests/s over K·r. With latency above 1/r a single connection cannot keep up, which is
    what the per-site ``concurrency`` setting is for: both 1 and 4 are measured.
-
-Prints a table and one JSON object. Ratios, not absolute times, are the figures to compare:
-the machines are shared and noisy.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
-import sys
 import tempfile
 import threading
 import time
 from datetime import date
-from pathlib import Path
 
 import parsel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks.common import Figure, median_seconds
 from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
 from sites.demo.pages import render_lot
 from sites.demo.server import DemoSite
@@ -40,18 +30,11 @@ from tasks.normalise import normalise_lot
 from tasks.scrape import scrape_site
 
 DAY = date(2026, 3, 14)
+EXTRACTION_TARGET = 0.5
+CRAWL_TARGET = 0.9
 
 
-def _median_rate(count: int, run: object, repeats: int) -> float:
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()  # type: ignore[operator]
-        rates.append(count / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
-def bench_extraction(pages_per_house: int, repeats: int) -> dict[str, float]:
+def bench_extraction(pages_per_house: int, repeats: int) -> Figure:
     """Pages/s for the full per-page work and for a bare parse, on this one core."""
     os.environ.setdefault("DEMO_SITE_URL", "http://demo.test")
     sites = {s.name: s for s in load_sites()}
@@ -71,17 +54,21 @@ def bench_extraction(pages_per_house: int, repeats: int) -> dict[str, float]:
             parsel.Selector(text=html).css("h1")
 
     full()  # warm up: imports, dateparser's language data, the rates table
-    full_rate = _median_rate(len(pages), full, repeats)
-    bare_rate = _median_rate(len(pages), bare, repeats)
-    return {
-        "pages": len(pages),
-        "full_pages_per_s": round(full_rate, 1),
-        "bare_parse_pages_per_s": round(bare_rate, 1),
-        "ratio": round(full_rate / bare_rate, 3),
-    }
+    full_rate = len(pages) / median_seconds(full, repeats)
+    bare_rate = len(pages) / median_seconds(bare, repeats)
+    return Figure(
+        benchmark="extraction",
+        case=f"extract+validate+normalise, {len(pages)} lot pages, one core",
+        value=full_rate,
+        unit="pages/s",
+        baseline="bare parsel parse",
+        baseline_value=bare_rate,
+        target=f">= {EXTRACTION_TARGET}",
+        met=full_rate / bare_rate >= EXTRACTION_TARGET,
+    )
 
 
-def bench_crawl(rate: float, latency: float, concurrency: int, lots: int) -> dict[str, float]:
+def bench_crawl(rate: float, latency: float, concurrency: int, lots: int) -> Figure:
     """Achieved requests/s of K sites crawled at once, over K times the polite rate."""
     config = DemoConfig(lots_per_sale=lots, latency=latency, images_per_lot=1)
     with DemoSite(config) as site, tempfile.TemporaryDirectory() as tmp:
@@ -111,42 +98,17 @@ def bench_crawl(rate: float, latency: float, concurrency: int, lots: int) -> dic
         elapsed = time.perf_counter() - start
     achieved = sum(sent) / elapsed
     limit = rate * len(definitions)
-    return {
-        "sites": len(definitions),
-        "polite_limit_per_s": limit,
-        "latency_s": latency,
-        "concurrency": concurrency,
-        "requests": sum(sent),
-        "achieved_per_s": round(achieved, 2),
-        "ratio": round(achieved / limit, 3),
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run both benchmarks and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller, for a smoke test")
-    args = parser.parse_args(argv)
-    extraction = bench_extraction(8 if args.quick else 40, 3 if args.quick else 5)
-    crawls = [
-        bench_crawl(rate=10, latency=0.02, concurrency=1, lots=6 if args.quick else 20),
-        bench_crawl(rate=10, latency=0.25, concurrency=1, lots=6 if args.quick else 20),
-        bench_crawl(rate=10, latency=0.25, concurrency=4, lots=6 if args.quick else 20),
-    ]
-    e = extraction
-    print(f"extraction, one core, {e['pages']} lot pages:")
-    print(f"  extract+validate+normalise {e['full_pages_per_s']:>8} pages/s")
-    print(f"  bare parsel parse          {e['bare_parse_pages_per_s']:>8} pages/s")
-    print(f"  ratio                      {e['ratio']:>8}")
-    print("crawl rate, 3 sites at once:")
-    for c in crawls:
-        print(
-            f"  limit {c['polite_limit_per_s']:g}/s, latency {c['latency_s']:g} s, concurrency "
-            f"{c['concurrency']}: {c['achieved_per_s']}/s = {c['ratio']} of the limit"
-        )
-    print(json.dumps({"extraction": extraction, "crawl": crawls}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return Figure(
+        benchmark="crawl",
+        case=(
+            f"{len(definitions)} sites at once, {latency * 1000:g} ms latency, "
+            f"concurrency {concurrency}"
+        ),
+        value=achieved,
+        unit="requests/s",
+        baseline="polite limit K·r",
+        baseline_value=limit,
+        target=f">= {CRAWL_TARGET}",
+        met=achieved / limit >= CRAWL_TARGET,
+        note=f"{sum(sent)} requests",
+    )

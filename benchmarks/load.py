@@ -6,6 +6,7 @@ observation rows into the same kind of database (SQLite, a fresh file each), sid
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import tempfile
@@ -54,7 +55,7 @@ def bench_load(quick: bool) -> list[Figure]:
             lines = [r.model_dump_json() for r in records if r.site == site.name]
             path.write_text("\n".join(lines) + "\n", encoding="utf-8")
             files.append(str(path))
-        rounds = iter(range(10**6))
+        rounds = itertools.count()  # a fresh database file per repetition
 
         def pipeline_load() -> None:
             url = f"sqlite:///{tmp}/load-{next(rounds)}.sqlite"
@@ -85,7 +86,6 @@ def bench_load(quick: bool) -> list[Figure]:
             unit="lots/s",
             baseline="bare executemany of the observation rows",
             baseline_value=bare,
-            ratio=ours / bare,
             target=f">= {TARGET}",
             met=ours / bare >= TARGET,
         )

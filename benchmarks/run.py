@@ -23,8 +23,6 @@ from infra.prefect_api import prefect_api
 from infra.slurm import run_slurm
 
 BENCH_DIR = Path(__file__).resolve().parent
-EXTRACTION_TARGET = 0.5
-CRAWL_TARGET = 0.9
 
 
 def note(message: str) -> None:
@@ -50,43 +48,17 @@ def slurm_cluster() -> Iterator[None]:
 
 
 def crawl_and_extraction(quick: bool) -> list[Figure]:
-    """Benchmarks 3 (crawl rate) and 4 (extraction) as figures."""
+    """Benchmarks 3 (crawl rate, three latency/concurrency cases) and 4 (extraction)."""
     from benchmarks.crawl_extract import bench_crawl, bench_extraction
 
-    e = bench_extraction(8 if quick else 40, 3 if quick else 5)
-    figures = [
-        Figure(
-            benchmark="extraction",
-            case=f"extract+validate+normalise, {e['pages']} lot pages, one core",
-            value=e["full_pages_per_s"],
-            unit="pages/s",
-            baseline="bare parsel parse",
-            baseline_value=e["bare_parse_pages_per_s"],
-            ratio=e["ratio"],
-            target=f">= {EXTRACTION_TARGET}",
-            met=e["ratio"] >= EXTRACTION_TARGET,
-        )
-    ]
     lots = 6 if quick else 20
-    for latency, concurrency in ((0.02, 1), (0.25, 1), (0.25, 4)):
-        c = bench_crawl(rate=10, latency=latency, concurrency=concurrency, lots=lots)
-        figures.append(
-            Figure(
-                benchmark="crawl",
-                case=(
-                    f"{c['sites']} sites at once, {latency * 1000:g} ms latency, "
-                    f"concurrency {concurrency}"
-                ),
-                value=c["achieved_per_s"],
-                unit="requests/s",
-                baseline="polite limit K·r",
-                baseline_value=c["polite_limit_per_s"],
-                ratio=c["ratio"],
-                target=f">= {CRAWL_TARGET}",
-                met=c["ratio"] >= CRAWL_TARGET,
-            )
-        )
-    return figures
+    return [
+        bench_extraction(8 if quick else 40, 3 if quick else 5),
+        *(
+            bench_crawl(rate=10, latency=latency, concurrency=concurrency, lots=lots)
+            for latency, concurrency in ((0.02, 1), (0.25, 1), (0.25, 4))
+        ),
+    ]
 
 
 def print_table(figures: Sequence[Figure]) -> None:

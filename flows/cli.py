@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from deployments.register import DeploymentConfigError
-from flows.run import UsageError, note, run_pipeline, use_local_cluster_if_running
+from flows.run import UsageError, note, run_pipeline
 from infra import localslurm
 from infra.notifier import NotifierError
 from infra.prefect_api import PrefectApiError, configured_api_url
@@ -280,7 +280,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if not configured_api_url():
         raise UsageError("PREFECT_API_URL is not set: the worker must reach the Prefect server")
-    use_local_cluster_if_running()
+    localslurm.use_running_cluster(log=note)
     pool = args.pool or load_deployments().work_pool
     prefect = Path(sys.executable).with_name("prefect")
     argv = [str(prefect), "worker", "start", "--pool", pool, "--type", "process"]

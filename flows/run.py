@@ -30,11 +30,6 @@ def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def use_local_cluster_if_running() -> None:
-    """Point Slurm commands at ``cluster up``'s cluster when no SLURM_CONF is set."""
-    localslurm.use_running_cluster(log=note)
-
-
 def run_pipeline(
     profile_name: str,
     day: date | None,
@@ -51,7 +46,7 @@ def run_pipeline(
     profile = load_profile(profile_name)
     definitions = load_sites(sites) if sites or not reprocess else []
     if isinstance(profile, SlurmProfile):
-        use_local_cluster_if_running()
+        localslurm.use_running_cluster(log=note)
         conf = os.environ.get("SLURM_CONF")
         on_this_host = bool(conf) and localslurm.is_local_cluster_conf(Path(conf or ""))
         if not configured_api_url() and not on_this_host:
