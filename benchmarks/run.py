@@ -81,12 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.coldstart import bench_cold_start
     from benchmarks.load import bench_load
     from benchmarks.overhead import bench_overhead
+    from benchmarks.peers import bench_peers
 
     figures: list[Figure] = []
     with slurm_cluster():
         slurm_version = run_slurm(["sinfo", "--version"]).stdout.strip()
         with prefect_api(log=note):
-            figures += bench_overhead(args.quick, log=note)
+            overhead = bench_overhead(args.quick, log=note)
+            figures += overhead.figures
+            figures += bench_peers(args.quick, overhead.plain_ms, overhead.ours_ms, log=note)
             note("cold start")
             figures += bench_cold_start(args.quick)
     note("crawl and extraction")

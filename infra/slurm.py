@@ -9,6 +9,7 @@ Parsing is kept in pure functions so it can be tested against saved real output.
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,6 +94,66 @@ def queued_jobs(job_ids: Sequence[str]) -> list[QueuedJob]:
     if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
         raise SlurmCommandError(proc.args, proc.returncode, proc.stdout, proc.stderr)
     return parse_squeue(proc.stdout)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What ``scontrol show job`` says of a job: state, node list and Slurm's timestamps
+    (second resolution, the controller's local time; ``None`` where Slurm says Unknown)."""
+
+    job_id: str
+    name: str
+    state: str
+    nodes: str
+    submit: dt.datetime | None
+    start: dt.datetime | None
+    end: dt.datetime | None
+
+
+def _slurm_time(value: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:  # Unknown, None, N/A
+        return None
+
+
+def parse_scontrol_jobs(text: str) -> list[JobRecord]:
+    """Parse ``scontrol show job -o`` output: one job per line of ``Key=Value`` pairs.
+
+    Only single-word values are read (the ones used here never hold spaces); a line
+    without a JobId raises, naming the line.
+    """
+    records = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = dict(token.split("=", 1) for token in line.split() if "=" in token)
+        if "JobId" not in fields:
+            raise ValueError(f"unexpected scontrol show job line (no JobId=): {line!r}")
+        records.append(
+            JobRecord(
+                job_id=fields["JobId"],
+                name=fields.get("JobName", ""),
+                state=fields.get("JobState", ""),
+                nodes=fields.get("NodeList", ""),
+                submit=_slurm_time(fields.get("SubmitTime", "")),
+                start=_slurm_time(fields.get("StartTime", "")),
+                end=_slurm_time(fields.get("EndTime", "")),
+            )
+        )
+    return records
+
+
+def job_records(job_ids: Sequence[str]) -> list[JobRecord]:
+    """``scontrol show job`` records of the given jobs; jobs the controller has forgotten
+    (finished longer ago than its MinJobAge) are absent."""
+    records = []
+    for job_id in job_ids:
+        proc = run_slurm(["scontrol", "show", "job", "-o", job_id], check=False)
+        if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
+            raise SlurmCommandError(proc.args, proc.returncode, proc.stdout, proc.stderr)
+        records += parse_scontrol_jobs(proc.stdout)
+    return records
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ profiles and their overrides, and the task-runner factory's Slurm settings."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from infra.profiles import ProfileError, SlurmProfile, load_profile, parse_wallt
 from infra.runner import dask_task_runner, explain_missing_workers, lifetime_args, render_prologue
 from infra.slurm import (
     SlurmCommandError,
+    parse_scontrol_jobs,
     parse_sinfo_nodes,
     parse_squeue,
     run_slurm,
@@ -33,6 +35,31 @@ n1|standard*|idle|2|4000
 n1|dev|mixed|2|4000
 n2|dev|down*|2|4000
 """
+
+# Real output of `scontrol show job -o 86` (a finished job) and of a pending one, shortened.
+SCONTROL_OUTPUT = """\
+JobId=86 JobName=wrap UserId=root(0) GroupId=root(0) MCS_label=N/A Priority=4294901752 \
+Nice=0 Account=(null) QOS=(null) JobState=COMPLETED Reason=None Dependency=(null) Requeue=1 \
+Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0 RunTime=00:00:01 TimeLimit=02:00:00 TimeMin=N/A \
+SubmitTime=2026-11-21T18:57:31 EligibleTime=2026-11-21T18:57:31 \
+AccrueTime=2026-11-21T18:57:31 StartTime=2026-11-21T18:57:31 EndTime=2026-11-21T18:57:32 \
+Deadline=N/A SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-11-21T18:57:31 \
+Scheduler=Main Partition=dev AllocNode:Sid=localhost:22522 ReqNodeList=(null) \
+ExcNodeList=(null) NodeList=n1 BatchHost=n1 NumNodes=1 NumCPUs=1 NumTasks=1 CPUs/Task=1 \
+WorkDir=/work/main StdErr=/dev/null StdIn=/dev/null StdOut=/dev/null Power=
+JobId=87 JobName=auction-pipeline-worker JobState=PENDING Reason=Resources \
+SubmitTime=2026-11-21T18:58:01 StartTime=Unknown EndTime=Unknown NodeList=(null)
+"""
+
+
+def test_parse_scontrol_jobs() -> None:
+    done, pending = parse_scontrol_jobs(SCONTROL_OUTPUT)
+    assert (done.job_id, done.name, done.state, done.nodes) == ("86", "wrap", "COMPLETED", "n1")
+    assert done.submit == done.start == dt.datetime(2026, 11, 21, 18, 57, 31)
+    assert done.end == dt.datetime(2026, 11, 21, 18, 57, 32)
+    assert (pending.state, pending.start, pending.end) == ("PENDING", None, None)
+    with pytest.raises(ValueError, match="no JobId"):
+        parse_scontrol_jobs("slurm_load_jobs error: Invalid job id specified\n")
 
 
 def test_parse_squeue() -> None:

@@ -1,0 +1,178 @@
+"""Benchmark 6, scale-out: one day's pipeline (the ``daily-pipeline`` flow, profile ``dev``,
+the three demo sites) on 1, 2 and 3 virtual nodes, and where its wall time goes.
+
+Each worker job takes a whole node (``--exclusive``) and the others are excluded
+(``--exclude``), so "n nodes" means at most n Dask workers; both are ordinary sbatch options,
+so this runs on any cluster without an administrator creating partitions. The breakdown
+puts the run on one time line (Slurm's timestamps have second resolution):
+
+- queue wait: first worker job submitted → started (``scontrol show job``);
+- worker start: that job started → the first task started (Python, Dask, Prefect imports);
+- work: first task started → last task ended (sites in parallel as workers allow);
+- Prefect API and flow: the rest — creating the flow run, starting the scheduler, reporting
+  the final state, retiring the workers.
+
+The figure's ratio is wall time over the work span: what orchestration adds around the work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from benchmarks.common import Figure
+from infra.profiles import SlurmProfile, load_profile
+from infra.runner import WORKER_JOB_NAME
+from infra.slurm import job_records, node_states
+from sites.demo.catalogue import DemoConfig
+from sites.demo.server import DemoSite
+from tasks.storage import DataRoot
+
+DAY = dt.date(2026, 3, 14)
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """One run's wall time and its parts, in seconds."""
+
+    nodes: int
+    wall: float
+    queue_wait: float
+    worker_start: float
+    work: float
+    workers: int
+
+    @property
+    def api_and_flow(self) -> float:
+        """What is left of the wall time: the flow run and cluster around the work."""
+        return self.wall - self.queue_wait - self.worker_start - self.work
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    old = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _task_span(flow_run_id: UUID, expected: int, timeout: float = 60.0) -> tuple[float, float]:
+    """First task start and last task end (epoch seconds), once the server recorded every
+    task run in a final state (task states arrive as events, a moment after the flow ends)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            runs: list[Any] = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+            settled = [
+                r for r in runs if r.state_type and r.state_type.value in TERMINAL and r.end_time
+            ]
+            if len(settled) >= expected:
+                return (
+                    min(r.start_time.timestamp() for r in settled),
+                    max(r.end_time.timestamp() for r in settled),
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"flow run {flow_run_id}: {len(settled)} of {expected} task runs recorded "
+                    f"as finished after {timeout:g} s"
+                )
+            time.sleep(0.5)
+
+
+def run_on_nodes(nodes: list[str], all_nodes: list[str], site_url: str, root: Path) -> Breakdown:
+    """One day's pipeline with worker jobs confined to ``nodes``; its breakdown."""
+    from flows.daily import daily_pipeline
+
+    excluded = [node for node in all_nodes if node not in nodes]
+    directives = ["--exclusive"] + ([f"--exclude={','.join(excluded)}"] if excluded else [])
+    overrides = {
+        "DEMO_SITE_URL": site_url,
+        "AUCTION_PIPELINE__DEV__EXTRA_DIRECTIVES": json.dumps(directives),  # YAML flow list
+        "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
+        "AUCTION_PIPELINE__DEV__ADAPT__MAXIMUM_JOBS": str(len(nodes)),
+    }
+    with _environment(overrides):
+        start = time.time()
+        state: Any = daily_pipeline(date=DAY, profile="dev", data_root=str(root), return_state=True)
+        wall = time.time() - start
+    if not state.is_completed():
+        raise RuntimeError(f"the pipeline on {len(nodes)} node(s) ended {state.name}: {state}")
+    first_task, last_task = _task_span(state.state_details.flow_run_id, expected=8)
+    job_ids = sorted(
+        (
+            p.stem.rsplit("-", 1)[-1]
+            for p in DataRoot(root).slurm_logs.glob(f"{WORKER_JOB_NAME}-*.err")
+        ),
+        key=int,
+    )
+    jobs = [j for j in job_records(job_ids) if j.submit and j.start]
+    if not jobs:
+        raise RuntimeError(f"no worker job of the {len(nodes)}-node run is known to Slurm")
+    first = min(jobs, key=lambda j: j.start or dt.datetime.max)
+    assert first.submit and first.start
+    queue_wait = (first.start - first.submit).total_seconds()
+    return Breakdown(
+        nodes=len(nodes),
+        wall=wall,
+        queue_wait=queue_wait,
+        worker_start=first_task - first.start.timestamp(),
+        work=last_task - first_task,
+        workers=len(jobs),
+    )
+
+
+def bench_scale_out(quick: bool, log: Callable[[str], None] = print) -> list[Figure]:
+    """The pipeline on 1, 2, 3 nodes (1 with ``quick``), each with a fresh data root."""
+    profile = load_profile("dev")
+    assert isinstance(profile, SlurmProfile), "the dev profile must be a Slurm profile"
+    all_nodes = sorted({n.node for n in node_states(profile.partition)})
+    counts = [1] if quick else [n for n in (1, 2, 3) if n <= len(all_nodes)]
+    config = DemoConfig(lots_per_sale=8 if quick else 40, latency=0.02)
+    results: list[Breakdown] = []
+    with (
+        DemoSite(config) as site,
+        tempfile.TemporaryDirectory(prefix="bench-scale-", dir=Path.cwd()) as tmp,
+    ):
+        for count in counts:
+            log(f"scale-out: one day's pipeline on {count} node(s)")
+            results.append(
+                run_on_nodes(all_nodes[:count], all_nodes, site.url, Path(tmp) / f"{count}")
+            )
+    one = results[0].wall
+    return [
+        Figure(
+            benchmark="scale-out",
+            case=f"{b.nodes} node(s), 3 sites x {config.lots_per_sale} lots: wall time",
+            value=b.wall,
+            unit="s",
+            baseline="work (first task start → last task end)",
+            baseline_value=b.work,
+            note=(
+                f"queue wait {b.queue_wait:.0f} s, worker start {b.worker_start:.1f} s, "
+                f"work {b.work:.1f} s, Prefect API and flow {b.api_and_flow:.1f} s; "
+                f"{b.workers} worker job(s); speed-up over 1 node {one / b.wall:.2f}x"
+            ),
+        )
+        for b in results
+    ]
