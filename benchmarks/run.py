@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.load import bench_load
     from benchmarks.overhead import bench_overhead
     from benchmarks.peers import bench_peers
+    from benchmarks.scaleout import bench_scale_out
 
     figures: list[Figure] = []
     with slurm_cluster():
@@ -92,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures += bench_peers(args.quick, overhead.plain_ms, overhead.ours_ms, log=note)
             note("cold start")
             figures += bench_cold_start(args.quick)
+            figures += bench_scale_out(args.quick, log=note)
     note("crawl and extraction")
     figures += crawl_and_extraction(args.quick)
     note("database load")

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
-from uuid import UUID
+from typing import TypeVar
 
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
+
+from flows.progress import ProgressArtifact
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,13 +59,10 @@ def map_in_batches(
     """``[fn(item) for item in items]`` on the flow's task runner, one task per batch, with a
     progress artifact (key ``<name>-progress``) in the UI. Call from inside a flow."""
     bounds = batch_bounds(len(items), min_batch_size, max_batches)
-    # _sync: also from a notebook, whose kernel runs an event loop.
-    progress: UUID = cast(Any, create_progress_artifact)(
-        0.0,
-        key=f"{name}-progress",
-        description=f"{len(items)} {name} in {len(bounds)} batches",
-        _sync=True,
+    progress = ProgressArtifact(
+        f"{name}-progress", f"{len(items)} {name} in {len(bounds)} batches", interval=0.0
     )
+    progress.report(0, len(items))
     futures: dict[PrefectFuture[list[R]], int] = {
         run_batch.submit(fn, items[start:stop], name, start, stop): index
         for index, (start, stop) in enumerate(bounds)
@@ -77,7 +74,5 @@ def map_in_batches(
         results[index] = future.result()
         start, stop = bounds[index]
         done_items += stop - start
-        cast(Any, update_progress_artifact)(
-            progress, 100.0 * done_items / max(len(items), 1), _sync=True
-        )
+        progress.report(done_items, len(items))
     return [value for batch in results for value in (batch or [])]

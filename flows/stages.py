@@ -23,6 +23,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.logging import get_run_logger
 from prefect.states import Completed, Failed
 
+from flows.progress import ProgressArtifact
 from sites.loader import SiteDefinition, load_sites
 from tasks.archive import ArchiveReport, archive_day
 from tasks.process import ProcessReport, process_site
@@ -78,13 +79,27 @@ def located(fn: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
-scrape_task = task(name="scrape-site", task_run_name="scrape-{site.name}")(located(scrape_site))
+def scrape_with_progress(
+    site: SiteDefinition, day: dt.date, data_root: str, rescrape: bool = False
+) -> ScrapeReport:
+    """:func:`scrape_site`, showing the lot pages fetched so far as a progress artifact
+    (key ``scrape-<site>``) on the site's task run in the UI."""
+    progress = ProgressArtifact(
+        f"scrape-{site.name}", f"{site.name}: lot pages fetched for the sale of {day}"
+    )
+    return scrape_site(site, day, data_root, rescrape, progress=progress.report)
+
+
+scrape_task = task(name="scrape-site", task_run_name="scrape-{site.name}")(
+    located(scrape_with_progress)
+)
 process_task = task(name="process-site", task_run_name="process-{site.name}")(located(process_site))
 load_task = task(name="load-database", task_run_name="load-{day}")(located(load_day))
 archive_task = task(name="archive-day", task_run_name="archive-{day}")(located(archive_day))
 
 # A site's scrape is slow by design (polite rate limits): tell Dask, so it scales out at once.
-EXPECTED_DURATIONS = {scrape_site.__name__: "10m", process_site.__name__: "1m"}
+# Dask's key prefix is the task function's name.
+EXPECTED_DURATIONS = {scrape_with_progress.__name__: "10m", process_site.__name__: "1m"}
 
 
 def outcome(future: PrefectFuture[T]) -> tuple[T, None] | tuple[None, str]:

@@ -10,6 +10,7 @@ one site, which keeps the per-host rate limit honest.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -116,9 +117,17 @@ def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
 
 
 def scrape_site(
-    site: SiteDefinition, day: date, data_root: str, rescrape: bool = False
+    site: SiteDefinition,
+    day: date,
+    data_root: str,
+    rescrape: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ScrapeReport:
-    """Crawl ``site`` for sale date ``day`` into its WARC file under ``data_root``."""
+    """Crawl ``site`` for sale date ``day`` into its WARC file under ``data_root``.
+
+    ``progress(done, total)`` is called once the listing gave the lot pages, then after
+    each lot page (with its images) is fetched.
+    """
     root = DataRoot(Path(data_root))
     warc_path = root.warc_file(day, site.name)
     if warc_path.exists() and not rescrape:
@@ -180,9 +189,14 @@ def scrape_site(
             return result
 
         # Lots in parallel up to the site's concurrency; the fetcher's rate limit is shared.
+        report = progress or (lambda done, total: None)
+        report(0, len(lot_urls))
+        lots: list[LotFetch] = []
         with ThreadPoolExecutor(site.politeness.concurrency) as pool:
             try:
-                lots = list(pool.map(fetch_lot, lot_urls))
+                for lot in pool.map(fetch_lot, lot_urls):
+                    lots.append(lot)
+                    report(len(lots), len(lot_urls))
             except RequestCapReached as exc:
                 raise SiteScrapeError(f"{site.name}: {exc}") from exc
         lot_pages = sum(lot.ok for lot in lots)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from infra.runner import WORKER_JOB_NAME
 
 pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
 
@@ -29,7 +33,11 @@ def test_bench_quick_runs_and_writes_its_results(
         "extraction",
         "crawl",
         "load",
+        "scale-out",
     }
+    cases = {f["case"] for f in figures}
+    assert any(case.startswith("(d) Parsl") for case in cases), cases
+    assert any(case.startswith("(d) submitit") for case in cases), cases
     for figure in figures:  # every figure is a ratio of two measurements of the same run
         assert figure["value"] > 0 and figure["baseline_value"] > 0 and figure["baseline"]
         assert math.isfinite(figure["ratio"])
@@ -40,3 +48,11 @@ def test_bench_quick_runs_and_writes_its_results(
     assert markdown.count("\n| ") == len(figures) + 1  # header + one row per figure
     assert all(f"| {f['case']} |" in markdown for f in figures)
     assert "wrote" in result.stdout and "RESULTS.md" in result.stdout
+    # Nothing the benchmarks started is left in the queue: Dask workers, Parsl blocks, arrays.
+    queue = subprocess.run(
+        ["squeue", "--noheader", "-o", "%i %j"],
+        env={**os.environ, "SLURM_CONF": str(slurm_conf)}, capture_output=True, text=True,
+        check=True,
+    ).stdout.split("\n")  # fmt: skip
+    ours = ("parsl", "bench-submitit", WORKER_JOB_NAME)
+    assert [line for line in queue if line.split(" ")[-1].startswith(ours)] == []

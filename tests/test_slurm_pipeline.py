@@ -99,7 +99,12 @@ def test_daily_pipeline_on_dev_partition(
         timeout=30,
     )
     artifacts = {a["key"]: a for a in response.json()}
-    assert set(artifacts) == {"daily-pipeline-sites", "slurm-job-script"}
+    scrape_progress = {f"scrape-{house}" for house in HOUSES}
+    assert set(artifacts) == {"daily-pipeline-sites", "slurm-job-script", *scrape_progress}
+    # Each site's scrape showed its progress through the lot pages, on its own task run.
+    for key in scrape_progress:
+        assert artifacts[key]["type"] == "progress" and float(artifacts[key]["data"]) == 100.0
+        assert artifacts[key]["task_run_id"]
     table = artifacts["daily-pipeline-sites"]["data"]
     table_rows = json.loads(table) if isinstance(table, str) else table
     assert {row["site"] for row in table_rows} == set(HOUSES)
