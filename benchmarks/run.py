@@ -51,7 +51,7 @@ def crawl_and_extraction(quick: bool) -> list[Figure]:
     """Benchmarks 3 (crawl rate, three latency/concurrency cases) and 4 (extraction)."""
     from benchmarks.crawl_extract import bench_crawl, bench_extraction
 
-    lots = 6 if quick else 20
+    lots = 6 if quick else 40
     return [
         bench_extraction(8 if quick else 40, 3 if quick else 5),
         *(

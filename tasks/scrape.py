@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import metadata
@@ -143,20 +143,6 @@ def scrape_site(
         def html(fetched: Fetched) -> str:
             return decode_html(fetched.body, fetched.content_type)
 
-        url: str | None = site.start_url_for(day.isoformat())
-        lot_urls: list[str] = []
-        seen_pages: set[str] = set()
-        listing_pages = 0
-        while url and url not in seen_pages and listing_pages < site.listing.max_pages:
-            seen_pages.add(url)
-            try:
-                fetched = fetcher.get(url, kind="listing")
-            except FetchError as exc:
-                raise SiteScrapeError(f"{site.name}: listing page failed: {exc}") from exc
-            listing_pages += 1
-            links, url = extract_listing(site, html(fetched), fetched.url)
-            lot_urls.extend(link for link in links if link not in lot_urls)
-
         def fetch_lot(lot_url: str) -> LotFetch:
             """One lot page and its images; failures are reported, not raised."""
             try:
@@ -188,17 +174,39 @@ def scrape_site(
                 )
             return result
 
-        # Lots in parallel up to the site's concurrency; the fetcher's rate limit is shared.
+        # Listing and lot pages share one pool of `concurrency` connections (and the
+        # fetcher's rate limit): a listing page's lots are fetched while the next listing
+        # page is still coming, so the rate limiter always has a request ready.
         report = progress or (lambda done, total: None)
-        report(0, len(lot_urls))
+        url: str | None = site.start_url_for(day.isoformat())
+        lot_urls: list[str] = []
+        pending: list[Future[LotFetch]] = []
+        seen_pages: set[str] = set()
+        listing_pages = 0
         lots: list[LotFetch] = []
         with ThreadPoolExecutor(site.politeness.concurrency) as pool:
             try:
-                for lot in pool.map(fetch_lot, lot_urls):
-                    lots.append(lot)
+                while url and url not in seen_pages and listing_pages < site.listing.max_pages:
+                    seen_pages.add(url)
+                    try:
+                        fetched = pool.submit(fetcher.get, url, kind="listing").result()
+                    except FetchError as exc:
+                        raise SiteScrapeError(f"{site.name}: listing page failed: {exc}") from exc
+                    listing_pages += 1
+                    links, url = extract_listing(site, html(fetched), fetched.url)
+                    known = set(lot_urls)
+                    new = [link for link in dict.fromkeys(links) if link not in known]
+                    lot_urls += new
+                    pending += [pool.submit(fetch_lot, link) for link in new]
+                    report(0, len(lot_urls))
+                for future in pending:
+                    lots.append(future.result())
                     report(len(lots), len(lot_urls))
             except RequestCapReached as exc:
                 raise SiteScrapeError(f"{site.name}: {exc}") from exc
+            finally:  # a failed crawl sends no further requests
+                for future in pending:
+                    future.cancel()
         lot_pages = sum(lot.ok for lot in lots)
         failed_lots = len(lots) - lot_pages
         for lot in lots:

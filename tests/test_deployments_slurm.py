@@ -199,6 +199,14 @@ def _mails_about(inbox: _Inbox, run_id: str) -> list[email.message.Message]:
     return [m for m in inbox.messages if f"/runs/flow-run/{run_id}" in _body(m)]
 
 
+def _wait_until_worker_jobs_left(timeout: float) -> None:
+    """Until no Dask worker job is in squeue (their log files are then closed)."""
+    deadline = time.monotonic() + timeout
+    while run_slurm(["squeue", "--noheader", "--name", WORKER_JOB_NAME, "-o", "%i"]).stdout.strip():
+        assert time.monotonic() < deadline, f"worker jobs still queued after {timeout} s"
+        time.sleep(0.5)
+
+
 def _files(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``root`` with its size and modification time."""
     return {
@@ -224,6 +232,7 @@ def test_a_failed_deployment_run_is_mailed_once_and_shown_in_the_ui(
     with broken as site, _worker(env, site.url, tmp_path / "worker.log"):
         run = _run_dev(env)
         # A deployment run given a profile that does not exist fails at once, touching nothing.
+        _wait_until_worker_jobs_left(timeout=60)  # the first run's job logs are complete
         before = _files(data_root)
         bad_profile = _run_dev(env, parameters=["-p", "profile=nope"])
         assert _files(data_root) == before
