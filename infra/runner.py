@@ -283,6 +283,9 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
     ) -> None:
         logger = get_run_logger()
         cluster: Any = inner._cluster
+        # Submit the first worker jobs now: adapt's first decision comes only after its
+        # interval, and the flow would wait that long before Slurm even sees a job.
+        cluster.scale(jobs=profile.adapt.minimum_jobs)
         job_script: str = cluster.job_script()
         assert context.flow_run is not None
         script_path = log_directory / f"worker-job-{context.flow_run.id}.sh"
