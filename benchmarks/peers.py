@@ -90,6 +90,9 @@ def bench_parsl(sizes: list[int], repeats: int, log: Callable[[str], None]) -> d
             provider=provider,
         )
         config = Config(executors=[executor], run_dir=tmp, strategy="none")
+        # Parsl logs every task at DEBUG to its run_dir/parsl.log; kept off the console
+        # handler Prefect puts on the root logger (which would time the console, not Parsl).
+        logging.getLogger("parsl").propagate = False
         dfk: Any = parsl.load(config)
         try:
             app: Any = parsl.python_app(noop, executors=["htex"])

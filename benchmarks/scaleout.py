@@ -3,16 +3,19 @@ the three demo sites) on 1, 2 and 3 virtual nodes, and where its wall time goes.
 
 Each worker job takes a whole node (``--exclusive``) and the others are excluded
 (``--exclude``), so "n nodes" means at most n Dask workers; both are ordinary sbatch options,
-so this runs on any cluster without an administrator creating partitions. The breakdown
-puts the run on one time line (Slurm's timestamps have second resolution):
+so this runs on any cluster without an administrator creating partitions. The wall time is
+cut into contiguous parts on one clock (they add up to it):
 
-- queue wait: first worker job submitted → started (``scontrol show job``);
-- worker start: that job started → the first task started (Python, Dask, Prefect imports);
+- to the first worker: flow run created and started (Prefect API), scheduler up, first job
+  submitted, queued and started, its Python up (the first time-stamped line of its log);
+  Slurm's own queue wait for that job is given beside it (second resolution);
+- worker start: that worker's Python up → the first task started (Dask and Prefect
+  imports, registration, the task run created through the Prefect API);
 - work: first task started → last task ended (sites in parallel as workers allow);
-- Prefect API and flow: the rest — creating the flow run, starting the scheduler, reporting
-  the final state, retiring the workers.
+- flow end: last task ended → the flow call returned (final state sent to the API, workers
+  retired, scheduler closed).
 
-The figure's ratio is wall time over the work span: what orchestration adds around the work.
+The figure's ratio is wall time over the work: what orchestration adds around it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -43,19 +47,29 @@ TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 @dataclass(frozen=True)
 class Breakdown:
-    """One run's wall time and its parts, in seconds."""
+    """One run's wall time and its contiguous parts, in seconds."""
 
     nodes: int
     wall: float
-    queue_wait: float
+    to_first_worker: float
+    queue_wait: float  # Slurm's, for the first job: part of to_first_worker
     worker_start: float
     work: float
+    flow_end: float
     workers: int
 
-    @property
-    def api_and_flow(self) -> float:
-        """What is left of the wall time: the flow run and cluster around the work."""
-        return self.wall - self.queue_wait - self.worker_start - self.work
+
+# "2026-11-21 19:35:59,670 - distributed.nanny - INFO - ...": Dask's log line time stamp.
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) - ", re.MULTILINE)
+
+
+def python_up_at(log_file: Path) -> float | None:
+    """Epoch time of the first time-stamped Dask line in a worker job's log, if any."""
+    match = _LOG_TIME.search(log_file.read_text(encoding="utf-8", errors="replace"))
+    if match is None:
+        return None
+    stamp = dt.datetime.fromisoformat(match.group(1)).timestamp()
+    return stamp + int(match.group(2)) / 1000
 
 
 @contextlib.contextmanager
@@ -115,30 +129,33 @@ def run_on_nodes(nodes: list[str], all_nodes: list[str], site_url: str, root: Pa
     with _environment(overrides):
         start = time.time()
         state: Any = daily_pipeline(date=DAY, profile="dev", data_root=str(root), return_state=True)
-        wall = time.time() - start
+        end = time.time()
     if not state.is_completed():
         raise RuntimeError(f"the pipeline on {len(nodes)} node(s) ended {state.name}: {state}")
     first_task, last_task = _task_span(state.state_details.flow_run_id, expected=8)
-    job_ids = sorted(
-        (
-            p.stem.rsplit("-", 1)[-1]
-            for p in DataRoot(root).slurm_logs.glob(f"{WORKER_JOB_NAME}-*.err")
-        ),
-        key=int,
-    )
-    jobs = [j for j in job_records(job_ids) if j.submit and j.start]
-    if not jobs:
-        raise RuntimeError(f"no worker job of the {len(nodes)}-node run is known to Slurm")
-    first = min(jobs, key=lambda j: j.start or dt.datetime.max)
-    assert first.submit and first.start
-    queue_wait = (first.start - first.submit).total_seconds()
+    logs = {
+        p.stem.rsplit("-", 1)[-1]: p
+        for p in DataRoot(root).slurm_logs.glob(f"{WORKER_JOB_NAME}-*.err")
+    }
+    up = {job: at for job, log in logs.items() if (at := python_up_at(log)) is not None}
+    if not up:
+        raise RuntimeError(f"no worker of the {len(nodes)}-node run wrote its log")
+    first_job = min(up, key=up.__getitem__)
+    times = [
+        (r.start - r.submit).total_seconds()
+        for r in job_records([first_job])
+        if r.start and r.submit
+    ]
+    queue_wait = times[0] if times else float("nan")  # the controller forgot the job
     return Breakdown(
         nodes=len(nodes),
-        wall=wall,
+        wall=end - start,
+        to_first_worker=up[first_job] - start,
         queue_wait=queue_wait,
-        worker_start=first_task - first.start.timestamp(),
+        worker_start=first_task - up[first_job],
         work=last_task - first_task,
-        workers=len(jobs),
+        flow_end=end - last_task,
+        workers=len(logs),
     )
 
 
@@ -169,9 +186,10 @@ def bench_scale_out(quick: bool, log: Callable[[str], None] = print) -> list[Fig
             baseline="work (first task start → last task end)",
             baseline_value=b.work,
             note=(
-                f"queue wait {b.queue_wait:.0f} s, worker start {b.worker_start:.1f} s, "
-                f"work {b.work:.1f} s, Prefect API and flow {b.api_and_flow:.1f} s; "
-                f"{b.workers} worker job(s); speed-up over 1 node {one / b.wall:.2f}x"
+                f"to the first worker {b.to_first_worker:.1f} s (Slurm queue wait "
+                f"{b.queue_wait:.0f} s), worker start {b.worker_start:.1f} s, work "
+                f"{b.work:.1f} s, flow end {b.flow_end:.1f} s; {b.workers} worker job(s); "
+                f"speed-up over 1 node {one / b.wall:.2f}x"
             ),
         )
         for b in results

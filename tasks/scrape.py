@@ -125,8 +125,8 @@ def scrape_site(
 ) -> ScrapeReport:
     """Crawl ``site`` for sale date ``day`` into its WARC file under ``data_root``.
 
-    ``progress(done, total)`` is called once the listing gave the lot pages, then after
-    each lot page (with its images) is fetched.
+    ``progress(done, total)`` is called after each listing page (``total`` grows with the
+    lot pages found so far) and after each lot page is fetched with its images.
     """
     root = DataRoot(Path(data_root))
     warc_path = root.warc_file(day, site.name)
@@ -198,7 +198,7 @@ def scrape_site(
                     new = [link for link in dict.fromkeys(links) if link not in known]
                     lot_urls += new
                     pending += [pool.submit(fetch_lot, link) for link in new]
-                    report(0, len(lot_urls))
+                    report(sum(future.done() for future in pending), len(lot_urls))
                 for future in pending:
                     lots.append(future.result())
                     report(len(lots), len(lot_urls))
