@@ -33,8 +33,8 @@ from prefect_dask.task_runners import DaskTaskRunner, PrefectDaskFuture
 
 from infra.atomic import write_atomic
 from infra.joblogs import JobLogForwarder
-from infra.profiles import LocalProfile, Profile, SlurmProfile, load_profile
-from infra.slurm import SlurmCommandError, queued_jobs
+from infra.profiles import LocalProfile, Profile, SlurmProfile, load_profile, profiles_file
+from infra.slurm import SlurmCommandError, queued_jobs, sbatch_refusal
 from tasks.storage import DataRoot, default_data_root
 
 VENV = Path(sys.prefix)
@@ -266,11 +266,14 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         self._config = dask.config.set(
             {"distributed.scheduler.default-task-durations": self.expected_durations}
         )
+        # Adapt starts only once Slurm has accepted the job script (_start_slurm_workers):
+        # started with the cluster, it would submit a refused job while the run fails.
+        adapt_kwargs, inner.adapt_kwargs = inner.adapt_kwargs, {}
         inner.__enter__()  # type: ignore[no-untyped-call]
         self._inner = inner
-        client = inner.client  # starts the cluster and adapt
+        client = inner.client  # starts the cluster
         if isinstance(profile, SlurmProfile):
-            self._start_slurm_workers(profile, inner, client, log_directory, context)
+            self._start_slurm_workers(profile, inner, client, log_directory, context, adapt_kwargs)
         return inner
 
     def _start_slurm_workers(
@@ -280,16 +283,29 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         client: Any,
         log_directory: Path,
         context: FlowRunContext,
+        adapt_kwargs: dict[str, Any],
     ) -> None:
         logger = get_run_logger()
         cluster: Any = inner._cluster
-        # Submit the first worker jobs now: adapt's first decision comes only after its
-        # interval, and the flow would wait that long before Slurm even sees a job.
-        cluster.scale(jobs=profile.adapt.minimum_jobs)
         job_script: str = cluster.job_script()
         assert context.flow_run is not None
         script_path = log_directory / f"worker-job-{context.flow_run.id}.sh"
         write_atomic(script_path, job_script.encode())
+        # A job Slurm will never take (unknown partition, more memory than any node, no
+        # reachable controller) fails the run now with sbatch's reason, instead of after
+        # worker_start_timeout with adapt's failed submissions only in the log.
+        refusal = sbatch_refusal(script_path)
+        if refusal is not None:
+            raise WorkersUnavailable(
+                f"Slurm refuses the Dask worker job of profile {profile.name!r} "
+                f"(partition {profile.partition!r}): {refusal}. Job script: {script_path}. "
+                f"Fix the profile in {profiles_file()} or override a key with "
+                f"AUCTION_PIPELINE__{profile.name.upper()}__<KEY>=value."
+            )
+        # Submit the first worker jobs now: adapt's first decision comes only after its
+        # interval, and the flow would wait that long before Slurm even sees a job.
+        cluster.scale(jobs=profile.adapt.minimum_jobs)
+        cluster.adapt(**adapt_kwargs)
         logger.info(
             "Dask workers run as Slurm jobs on partition %r with this job script "
             "(also saved as %s):\n%s",

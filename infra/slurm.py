@@ -13,6 +13,7 @@ import datetime as dt
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from infra.commands import CommandError, run_command
 
@@ -43,6 +44,21 @@ def run_slurm(
         missing_hint="run this on a Slurm login node, or start the local test cluster with "
         "`auction-pipeline cluster up`",
     )
+
+
+def sbatch_refusal(script: Path) -> str | None:
+    """Why ``sbatch`` would refuse this job script, or ``None`` if it would take it.
+
+    Asks ``sbatch --test-only`` (nothing is submitted): it catches an unknown partition,
+    account or QOS, more resources than any node has, and an unreachable controller. A job
+    Slurm accepts but cannot start yet (a DOWN partition, a walltime over the partition's
+    limit) passes; the wait for workers names that one from squeue.
+    """
+    proc = run_slurm(["sbatch", "--test-only", str(script)], check=False)
+    if proc.returncode == 0:
+        return None
+    lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+    return "; ".join(lines) or f"sbatch --test-only exited {proc.returncode}"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pytest
 from conftest import recorded_task_runs
 
 from infra.profiles import load_profile
+from infra.runner import WORKER_JOB_NAME
 from infra.slurm import run_slurm
 from sites.demo.catalogue import HOUSES, Catalogue
 from sites.demo.server import DemoSite
@@ -163,3 +164,38 @@ def test_partition_that_cannot_start_jobs_fails_in_bounded_time(
         assert queue.strip() == ""
     finally:
         run_slurm(["scontrol", "delete", "PartitionName=closed"], check=False)
+
+
+def test_a_worker_job_slurm_refuses_fails_the_run_at_once_with_sbatchs_reason(
+    slurm_conf: Path,
+    prefect_api_url: str,
+    demo_site: DemoSite,
+    cli,
+    tmp_path: Path,
+) -> None:
+    # sbatch --test-only also names e.g. more memory than any node has ("Requested node
+    # configuration is not available"); one refusal is enough to test the path.
+    data_root = tmp_path / "data"
+    started = time.monotonic()
+    result = cli(
+        "run", "--profile", "dev", "--date", DAY.isoformat(), "--site", "harrow-finch",
+        "--data-root", str(data_root),
+        env={
+            "PREFECT_API_URL": prefect_api_url,
+            "DEMO_SITE_URL": demo_site.url,
+            "AUCTION_PIPELINE__DEV__PARTITION": "nope",
+            "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "300",  # not what ends the run
+        },
+        timeout=180,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "Slurm refuses the Dask worker job of profile 'dev'" in output, output[-3000:]
+    assert "invalid partition specified: nope" in output, output[-3000:]
+    assert "AUCTION_PIPELINE__DEV__<KEY>" in output
+    assert elapsed < 60  # well before the 300 s worker_start_timeout
+    # Nothing was submitted, and the scrape never started: no page backup was written.
+    assert not list(data_root.rglob("*.warc.gz"))
+    queue = run_slurm(["squeue", "--noheader", "--name", WORKER_JOB_NAME, "-o", "%i"]).stdout
+    assert queue.strip() == ""
