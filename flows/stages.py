@@ -29,6 +29,7 @@ from tasks.archive import ArchiveReport, archive_day
 from tasks.process import ProcessReport, process_site
 from tasks.runinfo import RunPlace, slurm_jobs, where_am_i
 from tasks.scrape import ScrapeReport, scrape_site
+from tasks.storage import DataRoot
 from tasks.store import (
     DatabaseConnectionError,
     LoadReport,
@@ -129,9 +130,13 @@ class Run:
 
     @classmethod
     def start(cls, day: dt.date, data_root: Path, sites: list[str] | None) -> Run:
-        """The record of the current flow run, for ``sites`` (default: all) on ``day``."""
+        """The record of the current flow run, for ``sites`` (default: all) on ``day``;
+        creates the data root group-private if it is new (``DataRoot.prepare``)."""
         context = get_run_context()
         assert isinstance(context, FlowRunContext) and context.flow_run is not None
+        warning = DataRoot(data_root).prepare()
+        if warning:
+            get_run_logger().warning(warning)
         return cls(
             day=day,
             data_root=str(data_root),

@@ -38,11 +38,34 @@ def default_data_root() -> Path:
     return Path(os.environ.get("AUCTION_PIPELINE_DATA_ROOT") or REPO_ROOT / "data")
 
 
+# The data root's own mode: owner everything, group read and traverse, others nothing. On a
+# shared cluster every other user can reach the login and compute nodes; a directory others
+# cannot traverse keeps everything below it private, whatever the files' own modes.
+DATA_ROOT_MODE = 0o750
+
+
 @dataclass(frozen=True)
 class DataRoot:
     """Paths inside one data root."""
 
     path: Path
+
+    def prepare(self) -> str | None:
+        """Create the data root group-private (``DATA_ROOT_MODE``) if it does not exist.
+
+        An existing root is left as it is (its owner chose its mode); if other users can
+        reach it, the warning to show is returned, naming the fix.
+        """
+        try:
+            self.path.mkdir(mode=DATA_ROOT_MODE, parents=True)
+        except FileExistsError:
+            mode = self.path.stat().st_mode & 0o777
+            if mode & 0o007:
+                return (
+                    f"data root {self.path} is open to other users (mode {mode:o}); make it "
+                    f"group-private with: chmod o-rwx {self.path}"
+                )
+        return None
 
     def warc_dir(self, day: date) -> Path:
         """The page backups of ``day``."""

@@ -125,6 +125,9 @@ def test_daily_pipeline_on_dev_partition(
     ), forwarded
     assert {re.search(r"\d+", m).group() for m in forwarded} >= job_ids  # type: ignore[union-attr]
 
+    # The data root the run created is group-private: other users cannot even traverse it.
+    assert data_root.stat().st_mode & 0o777 == 0o750
+
     # The rendered job script was saved where the user can read it.
     scripts = list((data_root / "logs" / "slurm").glob("worker-job-*.sh"))
     assert scripts and "#SBATCH -p dev" in scripts[0].read_text()

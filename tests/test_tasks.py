@@ -324,3 +324,16 @@ def test_changed_layout_is_quarantined_and_recent_counts_are_checked(
     with pytest.raises(LayoutChangeError, match="against a median of 40"):
         process_site(brooklyn, DAY, str(tmp_path), recent_counts=[40, 41, 39])
     assert process_site(brooklyn, DAY, str(tmp_path), recent_counts=[5, 6, 7]).lots > 0
+
+
+def test_a_new_data_root_is_group_private_and_an_open_one_is_named(tmp_path: Path) -> None:
+    new = DataRoot(tmp_path / "lab" / "data")
+    assert new.prepare() is None
+    assert new.path.stat().st_mode & 0o777 == 0o750
+    assert new.prepare() is None  # already private: nothing to say
+    opened = tmp_path / "open"
+    opened.mkdir()
+    opened.chmod(0o755)
+    warning = DataRoot(opened).prepare()
+    assert warning is not None and "mode 755" in warning and f"chmod o-rwx {opened}" in warning
+    assert opened.stat().st_mode & 0o777 == 0o755  # the owner's choice is not changed
