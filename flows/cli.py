@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import date
 from importlib import metadata
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 from deployments.register import DeploymentConfigError
@@ -322,8 +324,17 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGTERM (``kill``, a scheduler ending a session) as a clean exit: the ``finally``
+    blocks run, so a Prefect server or Slurm cluster started for the command is stopped
+    instead of outliving it. A second SIGTERM during that cleanup is ignored."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``auction-pipeline`` console script."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "demo-site":

@@ -4,12 +4,18 @@ the local cluster's status/down commands."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import sqlite3
+import subprocess
 from datetime import date
 from pathlib import Path
 
 import bagit
+import httpx
 import pytest
+from conftest import CLI, REPO_ROOT
 
 from infra import localslurm
 from sites.demo.catalogue import Catalogue, DemoConfig
@@ -258,3 +264,28 @@ def test_deploy_refuses_bad_input_with_one_line(cli, tmp_path: Path) -> None:
     unreachable = cli("deploy", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert unreachable.returncode == 3 and "is not reachable" in unreachable.stderr
     assert len(unreachable.stderr.strip().splitlines()) == 1
+
+
+def test_sigterm_stops_the_prefect_server_the_command_started(tmp_path: Path) -> None:
+    """`kill` (or a scheduler ending the session) must not leave the run's server behind."""
+    proc = subprocess.Popen(
+        [CLI, "demo", "--date", "2026-03-14", "--data-root", str(tmp_path / "demo")],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PREFECT_API_URL": ""},
+        cwd=REPO_ROOT,
+    )
+    assert proc.stderr is not None
+    url = None
+    for line in proc.stderr:
+        if match := re.search(r"started a Prefect server for this run at (\S+)", line):
+            url = match.group(1)
+            break
+    assert url, "the demo never said it started a Prefect server"
+    assert httpx.get(f"{url}/api/health", timeout=10).status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    proc.stderr.read()  # drain, so the exiting process never blocks on a full pipe
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/api/health", timeout=5)
