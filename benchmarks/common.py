@@ -48,6 +48,12 @@ class Figure:
         return {**asdict(self), "ratio": self.ratio}
 
 
+def noop(item: int) -> int:
+    """The trivial item of the overhead benchmarks: all that is measured is the cost of
+    getting it run (module-level, so every tool ships it by reference)."""
+    return item
+
+
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``run()`` over ``repeats`` calls."""
     times = []

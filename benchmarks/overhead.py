@@ -22,8 +22,7 @@ from prefect import flow, task
 from prefect.futures import wait
 from prefect_dask.task_runners import DaskTaskRunner
 
-from benchmarks.common import Figure, median_seconds
-from benchmarks.peers import noop
+from benchmarks.common import Figure, median_seconds, noop
 from flows.batching import map_in_batches
 from infra.interactive import cluster_client
 

@@ -14,39 +14,22 @@ target "ours is ahead" compares it with (c) at the same N.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from dask.utils import parse_bytes
 
-from benchmarks.common import Figure, median_seconds
+from benchmarks.common import Figure, median_seconds, noop
 from infra.profiles import SlurmProfile, load_profile
 
 WORKERS = 2  # as many single-core jobs as the Dask cluster of (a)-(c)
-
-
-def noop(item: int) -> int:
-    """The trivial item (module-level, so every tool can ship it by reference)."""
-    return item
-
-
-@contextlib.contextmanager
-def _venv_on_path() -> Iterator[Path]:
-    """This venv's ``bin`` first on PATH: Parsl starts its interchange by script name."""
-    bin_dir = Path(sys.executable).parent
-    old = os.environ.get("PATH", "")
-    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{old}"
-    try:
-        yield bin_dir
-    finally:
-        os.environ["PATH"] = old
 
 
 def _dev_profile() -> SlurmProfile:
@@ -66,9 +49,10 @@ def bench_parsl(sizes: list[int], repeats: int, log: Callable[[str], None]) -> d
 
     profile = _dev_profile()
     per_item: dict[int, float] = {}
+    bin_dir = Path(sys.executable).parent  # first on PATH: Parsl starts its interchange by name
     with (
         tempfile.TemporaryDirectory(prefix="bench-parsl-", dir=Path.cwd()) as tmp,
-        _venv_on_path() as bin_dir,
+        mock.patch.dict(os.environ, {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}),
     ):
         provider = SlurmProvider(
             partition=profile.partition,

@@ -20,17 +20,17 @@ The figure's ratio is wall time over the work: what orchestration adds around it
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from uuid import UUID
 
 from benchmarks.common import Figure
@@ -73,20 +73,6 @@ def python_up_at(log_file: Path) -> float | None:
     return stamp + int(match.group(2)) / 1000
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    old = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def _task_span(flow_run_id: UUID, expected: int, timeout: float = 60.0) -> tuple[float, float]:
     """First task start and last task end (epoch seconds), once the server recorded every
     task run in a final state (task states arrive as events, a moment after the flow ends)."""
@@ -127,7 +113,7 @@ def run_on_nodes(nodes: list[str], all_nodes: list[str], site_url: str, root: Pa
         "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
         "AUCTION_PIPELINE__DEV__ADAPT__MAXIMUM_JOBS": str(len(nodes)),
     }
-    with _environment(overrides):
+    with mock.patch.dict(os.environ, overrides):
         start = time.time()
         state: Any = daily_pipeline(date=DAY, profile="dev", data_root=str(root), return_state=True)
         end = time.time()

@@ -180,6 +180,7 @@ def scrape_site(
         report = progress or (lambda done, total: None)
         url: str | None = site.start_url_for(day.isoformat())
         lot_urls: list[str] = []
+        known: set[str] = set()
         pending: list[Future[LotFetch]] = []
         seen_pages: set[str] = set()
         listing_pages = 0
@@ -194,8 +195,8 @@ def scrape_site(
                         raise SiteScrapeError(f"{site.name}: listing page failed: {exc}") from exc
                     listing_pages += 1
                     links, url = extract_listing(site, html(fetched), fetched.url)
-                    known = set(lot_urls)
                     new = [link for link in dict.fromkeys(links) if link not in known]
+                    known.update(new)
                     lot_urls += new
                     pending += [pool.submit(fetch_lot, link) for link in new]
                     report(sum(future.done() for future in pending), len(lot_urls))

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from infra.runner import WORKER_JOB_NAME
+from infra.slurm import run_slurm
 
 pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
 
@@ -49,10 +48,6 @@ def test_bench_quick_runs_and_writes_its_results(
     assert all(f"| {f['case']} |" in markdown for f in figures)
     assert "wrote" in result.stdout and "RESULTS.md" in result.stdout
     # Nothing the benchmarks started is left in the queue: Dask workers, Parsl blocks, arrays.
-    queue = subprocess.run(
-        ["squeue", "--noheader", "-o", "%i %j"],
-        env={**os.environ, "SLURM_CONF": str(slurm_conf)}, capture_output=True, text=True,
-        check=True,
-    ).stdout.split("\n")  # fmt: skip
+    queue = run_slurm(["squeue", "--noheader", "-o", "%i %j"]).stdout.splitlines()
     ours = ("parsl", "bench-submitit", WORKER_JOB_NAME)
     assert [line for line in queue if line.split(" ")[-1].startswith(ours)] == []
