@@ -11,6 +11,7 @@ that should appear in the UI.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from infra.runner import (
     slurm_cluster_kwargs,
 )
 from infra.slurm import SlurmCommandError, queued_jobs, run_slurm
+from infra.tls import run_security
 from tasks.storage import DataRoot, default_data_root
 
 QUEUE_DRAIN_SECONDS = 60.0
@@ -56,13 +58,33 @@ def cluster_client(
         return
     assert isinstance(profile, SlurmProfile)
     localslurm.use_running_cluster(log=log)
-    log_directory = DataRoot(data_root or default_data_root()).slurm_logs
-    log_directory.mkdir(parents=True, exist_ok=True)
+    root = DataRoot(data_root or default_data_root())
+    root.slurm_logs.mkdir(parents=True, exist_ok=True)
+    # The cluster's TLS certificate files, removed when the notebook's cluster closes.
+    with (
+        tempfile.TemporaryDirectory(prefix="notebook-", dir=root.dask_tls()) as tls,
+        _slurm_client(profile, jobs, root, Path(tls), log) as client,
+    ):
+        yield client
+
+
+@contextlib.contextmanager
+def _slurm_client(
+    profile: SlurmProfile,
+    jobs: int,
+    root: DataRoot,
+    tls_directory: Path,
+    log: Callable[[str], None],
+) -> Iterator[Client]:
     from dask_jobqueue.slurm import SLURMCluster
 
+    log_directory = root.slurm_logs
     cluster: Any = SLURMCluster(
         **slurm_cluster_kwargs(
-            profile, log_directory=log_directory, prefect_api_url=configured_api_url() or ""
+            profile,
+            log_directory=log_directory,
+            prefect_api_url=configured_api_url() or "",
+            security=run_security(tls_directory),
         )
     )
     client: Client | None = None

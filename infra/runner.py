@@ -6,6 +6,8 @@ is what the flow declares: it reads the run's ``profile`` parameter at the first
 one flow definition serves every profile and deployment, and then enforces the guardrails:
 
 * workers retire before their walltime (``--lifetime``) and adapt replaces them;
+* the scheduler and its workers talk TLS with certificates made for the run: another user
+  of the cluster who finds the scheduler's port cannot connect, submit code or read data;
 * adapt never goes below one job, so a flow never waits on zero workers;
 * if no worker connects in time, the run fails naming the partition and Slurm's pending
   reason, instead of hanging;
@@ -18,11 +20,13 @@ from __future__ import annotations
 
 import shlex
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
 import dask
+from distributed.security import Security
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
@@ -35,6 +39,7 @@ from infra.atomic import write_atomic
 from infra.joblogs import JobLogForwarder
 from infra.profiles import LocalProfile, Profile, SlurmProfile, load_profile, profiles_file
 from infra.slurm import SlurmCommandError, queued_jobs, sbatch_refusal
+from infra.tls import run_security
 from tasks.storage import DataRoot, default_data_root
 
 VENV = Path(sys.prefix)
@@ -97,10 +102,11 @@ def local_cluster_kwargs(profile: LocalProfile) -> dict[str, Any]:
 
 
 def slurm_cluster_kwargs(
-    profile: SlurmProfile, *, log_directory: Path, prefect_api_url: str
+    profile: SlurmProfile, *, log_directory: Path, prefect_api_url: str, security: Security
 ) -> dict[str, Any]:
     """``dask_jobqueue.SLURMCluster`` arguments for a Slurm profile (the flow's and a
-    notebook's cluster are built from the same ones)."""
+    notebook's cluster are built from the same ones); ``security`` from
+    :func:`infra.tls.run_security`."""
     cluster_kwargs: dict[str, Any] = {
         "queue": profile.partition,
         "cores": profile.cores,
@@ -114,18 +120,21 @@ def slurm_cluster_kwargs(
         "log_directory": str(log_directory),
         "job_name": WORKER_JOB_NAME,
         "python": sys.executable,
-        "dashboard_address": None,
+        # No dashboard; the scheduler's HTTP endpoints (health, metrics) on loopback only:
+        # by default they listen on every interface, unencrypted.
+        "scheduler_options": {"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        "security": security,
     }
     if profile.account:
         cluster_kwargs["account"] = profile.account
     if profile.interface:
         cluster_kwargs["interface"] = profile.interface
-        cluster_kwargs["scheduler_options"] = {"interface": profile.interface}
+        cluster_kwargs["scheduler_options"]["interface"] = profile.interface
     return cluster_kwargs
 
 
 def dask_task_runner(
-    profile: Profile, *, log_directory: Path, prefect_api_url: str | None
+    profile: Profile, *, log_directory: Path, tls_directory: Path, prefect_api_url: str | None
 ) -> DaskTaskRunner:
     """Turn a profile into the DaskTaskRunner that runs the flow's tasks."""
     if isinstance(profile, LocalProfile):
@@ -141,7 +150,10 @@ def dask_task_runner(
     return DaskTaskRunner(
         cluster_class="dask_jobqueue.SLURMCluster",
         cluster_kwargs=slurm_cluster_kwargs(
-            profile, log_directory=log_directory, prefect_api_url=prefect_api_url
+            profile,
+            log_directory=log_directory,
+            prefect_api_url=prefect_api_url,
+            security=run_security(tls_directory),
         ),
         adapt_kwargs={
             "minimum_jobs": profile.adapt.minimum_jobs,
@@ -218,6 +230,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         self._inner: DaskTaskRunner | None = None
         self._config: Any = None
         self._job_logs: JobLogForwarder | None = None
+        self._tls: tempfile.TemporaryDirectory[str] | None = None
 
     def duplicate(self) -> ProfileTaskRunner:
         """A fresh, unstarted runner with the same configuration (Prefect calls this per run)."""
@@ -254,12 +267,16 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             raise RuntimeError("ProfileTaskRunner can only submit from inside a flow run")
         params = context.parameters or {}
         profile = load_profile(str(params.get(self.profile_parameter, "local")))
-        data_root = params.get(self.data_root_parameter)
-        log_directory = DataRoot(Path(data_root) if data_root else default_data_root()).slurm_logs
+        root_parameter = params.get(self.data_root_parameter)
+        data_root = DataRoot(Path(root_parameter) if root_parameter else default_data_root())
+        log_directory = data_root.slurm_logs
         log_directory.mkdir(parents=True, exist_ok=True)
+        # This run's certificate files, removed when the run ends.
+        self._tls = tempfile.TemporaryDirectory(prefix="run-", dir=data_root.dask_tls())
         inner = dask_task_runner(
             profile,
             log_directory=log_directory,
+            tls_directory=Path(self._tls.name),
             prefect_api_url=PREFECT_API_URL.value() or None,
         )
         # Read by the scheduler (in this process) whenever it first sees a task kind.
@@ -357,5 +374,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         finally:
             if self._config is not None:
                 self._config.__exit__(None, None, None)
-            self._inner = self._config = self._job_logs = None
+            if self._tls is not None:
+                self._tls.cleanup()
+            self._inner = self._config = self._job_logs = self._tls = None
             super().__exit__(exc_type, exc_value, traceback)

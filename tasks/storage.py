@@ -11,6 +11,7 @@ Everything the pipeline writes lives under one data root on the shared filesyste
     auction.sqlite                        the database, loaded by one writer      (load)
     archive/<date>/                       the day's BagIt bag for researchers     (archive)
     logs/slurm/                           Slurm job logs and rendered job scripts
+    .dask-tls/                            a running flow's TLS certificates (owner only)
 
 Files and directories appear under their final name only when complete (temp name, fsync,
 rename), so a job killed at walltime never leaves a truncated file that looks finished.
@@ -103,6 +104,15 @@ class DataRoot:
     def slurm_logs(self) -> Path:
         """Slurm job logs and rendered job scripts."""
         return self.path / "logs" / "slurm"
+
+    def dask_tls(self) -> Path:
+        """The owner-only directory (0700, created if needed) where a Slurm run's Dask
+        scheduler leaves the TLS certificate and key its worker jobs read: it must be on the
+        filesystem the compute nodes share, and nobody else may read it."""
+        tls = self.path / ".dask-tls"
+        tls.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tls.chmod(0o700)  # whatever the umask, or an earlier mode
+        return tls
 
 
 def store_content_addressed(root: DataRoot, data: bytes) -> tuple[str, bool]:

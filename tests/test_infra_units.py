@@ -21,6 +21,7 @@ from infra.slurm import (
     parse_squeue,
     run_slurm,
 )
+from tasks.storage import DataRoot
 
 # Real output of `squeue --noheader -o '%i|%P|%T|%r|%N'` on the local cluster.
 SQUEUE_OUTPUT = """\
@@ -213,26 +214,43 @@ def test_slurm_runner_settings_and_job_script(tmp_path: Path) -> None:
             "AUCTION_PIPELINE__DEV__ACCOUNT": "anthro",
         },
     )
-    runner = dask_task_runner(profile, log_directory=tmp_path, prefect_api_url="http://h:1/api")
+    tls = DataRoot(tmp_path).dask_tls()
+    runner = dask_task_runner(
+        profile,
+        log_directory=tmp_path / "logs",
+        tls_directory=tls,
+        prefect_api_url="http://h:1/api",
+    )
     assert runner.cluster_class == "dask_jobqueue.SLURMCluster"
     assert runner.adapt_kwargs["minimum_jobs"] >= 1
     kwargs = dict(runner.cluster_kwargs)
     # Render the real job script dask-jobqueue would submit (no job is submitted).
     with SLURMCluster(**kwargs) as cluster:
         script = cluster.job_script()
+        assert cluster.scheduler_address.startswith("tls://")
+    key = tls / "key.pem"
+    assert key.stat().st_mode & 0o777 == 0o600 and "PRIVATE KEY" in key.read_text()
+    assert tls.stat().st_mode & 0o777 == 0o700
+    # Only the files' paths go into the job script, never the key itself.
+    assert f"--tls-key {key}" in script
+    assert "--tls-cert" in script and "--tls-key" in script and "--tls-ca-file" in script
+    assert "PRIVATE KEY" not in script
     assert "#SBATCH -p dev" in script
     assert "#SBATCH -A anthro" in script
     assert "#SBATCH --qos=short" in script
     assert "#SBATCH -t 00:30:00" in script
     assert "export PREFECT_API_URL=http://h:1/api" in script
     assert "--lifetime" in script and "--lifetime-stagger" in script
-    assert f"#SBATCH -e {tmp_path}" in script
+    assert f"#SBATCH -e {tmp_path}/logs" in script
 
 
 def test_slurm_runner_refuses_to_run_without_an_api() -> None:
     with pytest.raises(RuntimeError, match="PREFECT_API_URL"):
         dask_task_runner(
-            load_profile("dev", environ={}), log_directory=Path("."), prefect_api_url=None
+            load_profile("dev", environ={}),
+            log_directory=Path("."),
+            tls_directory=Path("."),
+            prefect_api_url=None,
         )
 
 
