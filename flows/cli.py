@@ -239,11 +239,18 @@ def cmd_sites(args: argparse.Namespace) -> int:
 def cmd_server(args: argparse.Namespace) -> int:
     """Start, stop or describe the long-lived Prefect server."""
     from infra import prefect_server
+    from infra.prefect_api import auth_string
 
     state_dir = args.state_dir or prefect_server.DEFAULT_STATE_DIR
     if args.action == "up":
         info = prefect_server.up(state_dir, args.host, args.port, args.database_url)
         note(f"Prefect server up (pid {info.pid}); UI at {info.url.removesuffix('/api')}")
+        if auth_string():
+            note(
+                "its API requires the auth string in PREFECT_API_AUTH_STRING; set the same "
+                "variable (or `prefect config set PREFECT_API_AUTH_STRING=...`) wherever "
+                "workers, notifier and flows run"
+            )
         print(f"export PREFECT_API_URL={info.url}")
     elif args.action == "down":
         stopped = prefect_server.down(state_dir)

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from infra.atomic import write_atomic
+from infra.prefect_api import auth_headers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_FILE = REPO_ROOT / ".state" / "notifier.json"
@@ -181,7 +182,7 @@ class Notifier:
         ui_url: str | None = None,
         log: Callable[[str], None] = print,
     ):
-        self.api = httpx.Client(base_url=api_url.rstrip("/"), timeout=30)
+        self.api = httpx.Client(base_url=api_url.rstrip("/"), headers=auth_headers(), timeout=30)
         self.settings = settings
         self.state_file = state_file
         self.ui_url = ui_url or api_url.rstrip("/").removesuffix("/api")

@@ -5,10 +5,16 @@ start a throw-away server of its own and its task runs would never reach the UI.
 either uses the server ``PREFECT_API_URL`` names (checked first, with a clear error when it
 cannot be reached) or starts a real ``prefect server`` for the duration of the run, with its
 database under a state directory so the run history stays browsable afterwards.
+
+Every Prefect server this product starts binds to loopback unless told otherwise and, when
+``PREFECT_API_AUTH_STRING`` is set (environment or Prefect profile), requires it: the same
+setting makes Prefect's clients, the notifier and every Slurm job (which inherits the
+environment; nothing is written into job scripts) send it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -30,6 +36,21 @@ START_TIMEOUT = 90.0
 
 class PrefectApiError(RuntimeError):
     """The Prefect API is unreachable or a server could not be started."""
+
+
+def auth_string() -> str | None:
+    """The API auth string Prefect clients send (``PREFECT_API_AUTH_STRING``), if any."""
+    from prefect.settings import PREFECT_API_AUTH_STRING
+
+    return PREFECT_API_AUTH_STRING.value() or None
+
+
+def auth_headers() -> dict[str, str]:
+    """The ``Authorization`` header Prefect's own client sends with the auth string."""
+    secret = auth_string()
+    if secret is None:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}
 
 
 def api_is_healthy(url: str, timeout: float = 5.0) -> bool:
@@ -69,6 +90,9 @@ def start_server(
     }
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    secret = auth_string()
+    if secret is not None:  # passed in the environment: never on a command line or in a file
+        env["PREFECT_SERVER_API_AUTH_STRING"] = secret
     log_path = state_dir / "server.log"
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
