@@ -26,6 +26,7 @@ from infra.runner import (
     WorkersUnavailable,
     explain_missing_workers,
     local_cluster_kwargs,
+    retire_all_workers,
     slurm_cluster_kwargs,
 )
 from infra.slurm import SlurmCommandError, queued_jobs, run_slurm
@@ -110,7 +111,7 @@ def _slurm_client(
         job_ids |= _job_ids(cluster)
         if client is not None:
             with contextlib.suppress(Exception):  # closing goes on regardless
-                client.retire_workers(close_workers=True)
+                retire_all_workers(client, sorted(_job_ids(cluster)))
             client.close()  # type: ignore[no-untyped-call]
         cluster.close()
         _drain_queue(sorted(job_ids), log)

@@ -38,13 +38,14 @@ from prefect_dask.task_runners import DaskTaskRunner, PrefectDaskFuture
 from infra.atomic import write_atomic
 from infra.joblogs import JobLogForwarder
 from infra.profiles import LocalProfile, Profile, SlurmProfile, load_profile, profiles_file
-from infra.slurm import SlurmCommandError, queued_jobs, sbatch_refusal
+from infra.slurm import SlurmCommandError, queued_jobs, sbatch_refusal, wait_until_gone
 from infra.tls import run_security
 from tasks.storage import DataRoot, default_data_root
 
 VENV = Path(sys.prefix)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADAPT_INTERVAL_SECONDS = 1.0
+RETIRE_TIMEOUT_SECONDS = 10.0  # for retired workers' jobs to end before the cluster closes
 WORKER_JOB_NAME = "auction-pipeline-worker"  # squeue's NAME; job logs are <name>-<jobid>.err
 
 
@@ -206,6 +207,21 @@ def explain_missing_workers(
     return " ".join(parts)
 
 
+def retire_all_workers(client: Any, job_ids: list[str]) -> None:
+    """Let every worker leave cleanly and its job end before the cluster closes, so closing
+    logs no broken connection per worker (over TLS, a traceback each) and cancels nothing
+    still running.
+
+    The workers are named: without names the scheduler retires only those adaptive scaling
+    would pick (``workers_to_close``), not all. Jobs still queued after the wait are left to
+    the cluster's close, which cancels them.
+    """
+    workers = list(client.scheduler_info(n_workers=-1)["workers"])
+    if workers:
+        client.retire_workers(workers=workers, close_workers=True)
+    wait_until_gone(job_ids, RETIRE_TIMEOUT_SECONDS)
+
+
 class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
     """The flow's task runner: a DaskTaskRunner for the run's ``profile`` parameter.
 
@@ -354,22 +370,26 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             ) from None
 
     def _retire_workers(self) -> None:
-        """Let the workers leave cleanly before their jobs are cancelled, so closing the
-        cluster does not log a broken connection per worker."""
         client: Any = self._inner._client if self._inner is not None else None
         if client is None or client.status != "running":
             return
+        cluster: Any = self._inner._cluster if self._inner is not None else None
+        job_ids = [
+            str(job.job_id)
+            for job in list(cluster.workers.values())
+            if getattr(job, "job_id", None)
+        ]  # none for a LocalCluster
         try:
-            client.retire_workers(close_workers=True)
+            retire_all_workers(client, job_ids)
         except Exception as exc:  # closing goes on regardless; say why it was not graceful
             self.logger.debug("could not retire workers before closing: %s", exc)
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         try:
             if self._inner is not None:
-                self._retire_workers()
                 if self._job_logs is not None:
-                    self._job_logs.stop()  # before the jobs are cancelled: no closing noise
+                    self._job_logs.stop()  # before the workers retire: no closing noise
+                self._retire_workers()
                 self._inner.__exit__(exc_type, exc_value, traceback)
         finally:
             if self._config is not None:

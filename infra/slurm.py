@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,18 @@ def queued_jobs(job_ids: Sequence[str]) -> list[QueuedJob]:
     if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
         raise SlurmCommandError(proc.args, proc.returncode, proc.stdout, proc.stderr)
     return parse_squeue(proc.stdout)
+
+
+def wait_until_gone(job_ids: Sequence[str], timeout: float) -> list[str]:
+    """Wait up to ``timeout`` s for the jobs to leave squeue; the ids still there."""
+    deadline = time.monotonic() + timeout
+    left = list(job_ids)
+    while left:
+        left = [job.job_id for job in queued_jobs(left)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return left
 
 
 @dataclass(frozen=True)
