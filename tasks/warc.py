@@ -54,6 +54,10 @@ class WarcRecorder:
 
     def __enter__(self) -> WarcRecorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One crawl per site and day at a time: a partial file here is what an attempt killed
+        # mid-crawl (walltime, scancel, lost node) left behind, and its task is being redone.
+        for stale in self.path.parent.glob(f".{self.path.name}.*.partial"):
+            stale.unlink(missing_ok=True)
         self._file = open(self._tmp, "wb")
         self._writer = WARCWriter(self._file, gzip=True, warc_version="WARC/1.1")
         self._writer.write_record(self._writer.create_warcinfo_record(self.path.name, self.info))

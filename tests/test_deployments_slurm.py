@@ -32,7 +32,7 @@ from deployments.register import load_deployments
 from infra import prefect_server
 from infra.ports import free_port
 from infra.runner import WORKER_JOB_NAME
-from infra.slurm import run_slurm
+from infra.slurm import job_records, run_slurm
 from sites.demo.catalogue import DemoConfig
 from sites.demo.server import DemoSite
 
@@ -413,3 +413,38 @@ def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
     finally:
         # Its Dask workers lost their scheduler; do not leave them to time out in the queue.
         run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
+
+
+def _worker_jobs() -> set[str]:
+    """Ids of the Dask worker jobs in squeue (pending or running)."""
+    listed = run_slurm(["squeue", "-h", "--name", WORKER_JOB_NAME, "-o", "%i"]).stdout
+    return set(listed.split())
+
+
+def test_cancelling_a_run_from_the_api_leaves_no_slurm_job_of_it(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    env = _dev_env(server, tmp_path / "dev-data")
+    assert cli("deploy", env=env, timeout=120).returncode == 0
+    api = httpx.Client(base_url=server, timeout=30)
+    assert not _worker_jobs(), "worker jobs of an earlier test are still queued"
+    with DemoSite(DemoConfig(latency=0.3)) as site, _worker(env, site.url, tmp_path / "w.log"):
+        run_id, _ = _start_slow_run(env, api)
+        jobs = _wait_for(_worker_jobs, 60, "the run's worker jobs are in squeue")
+        # What the UI's Cancel button and `prefect flow-run cancel` do.
+        cancel = api.post(f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}})
+        assert cancel.status_code in (200, 201), cancel.text
+        cancelled = time.monotonic()
+        _wait_for(
+            lambda: api.get(f"/flow_runs/{run_id}").json()["state_type"] == "CANCELLED",
+            90,
+            "the run reached CANCELLED",
+        )
+        _wait_for(lambda: not _worker_jobs(), 60, "no worker job left in squeue")
+        gone_after = time.monotonic() - cancelled
+        _wait_for(lambda: _process_of_flow_run(run_id) is None, 30, "the flow process exited")
+    # The run's own task runner cancelled them (Slurm keeps ended jobs for MinJobAge).
+    assert {r.job_id: r.state for r in job_records(sorted(jobs))} == dict.fromkeys(
+        jobs, "CANCELLED"
+    )
+    assert gone_after < 60

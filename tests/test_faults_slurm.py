@@ -1,0 +1,221 @@
+"""Faults injected into the real local Slurm cluster while the daily pipeline runs.
+
+Each test starts ``auction-pipeline run --profile dev`` against a slow demo site, breaks
+something at a chosen moment (a worker job scancelled mid-scrape, the flow process killed),
+and then checks the data: lots in the database against the demo catalogue, WARC records,
+requests the demo site received, and what Slurm says of the jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from conftest import CLI, REPO_ROOT
+from warcio.archiveiterator import ArchiveIterator
+
+from infra.runner import WORKER_JOB_NAME
+from infra.slurm import job_records, run_slurm
+from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
+from sites.demo.server import DemoSite
+
+pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
+
+DAY = date(2026, 3, 14)
+T = TypeVar("T")
+
+
+def _wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout:g} s")
+
+
+def _start_run(prefect_api_url: str, site: DemoSite, data_root: Path) -> subprocess.Popen[str]:
+    """`auction-pipeline run --profile dev` for DAY in the background, output to files."""
+    return subprocess.Popen(
+        [CLI, "run", "--profile", "dev", "--date", DAY.isoformat(),
+         "--data-root", str(data_root), "--json"],
+        env={**os.environ, "PREFECT_API_URL": prefect_api_url, "DEMO_SITE_URL": site.url,
+             "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120"},
+        stdout=open(data_root.parent / "run.out", "w"),
+        stderr=open(data_root.parent / "run.err", "w"),
+        text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+
+
+def _finish(run: subprocess.Popen[str], data_root: Path, timeout: float = 300) -> dict[str, Any]:
+    run.wait(timeout=timeout)
+    err = (data_root.parent / "run.err").read_text()
+    assert run.returncode == 0, err[-4000:]
+    summary: dict[str, Any] = json.loads((data_root.parent / "run.out").read_text())
+    return summary
+
+
+def _running_scrape(api: httpx.Client) -> tuple[str, str, str] | None:
+    """(task run id, site, Slurm job id) of a scrape task running on a worker job, once it
+    has logged where it runs."""
+    running = api.post(
+        "/task_runs/filter",
+        json={"task_runs": {"name": {"like_": "scrape-"},
+                            "state": {"type": {"any_": ["RUNNING"]}}}},
+    ).json()  # fmt: skip
+    for task_run in running:
+        logs = api.post(
+            "/logs/filter", json={"logs": {"task_run_id": {"any_": [task_run["id"]]}}}
+        ).json()
+        for log in logs:
+            if match := re.match(r"running in Slurm job (\d+)", log["message"]):
+                return task_run["id"], task_run["name"].removeprefix("scrape-"), match[1]
+    return None
+
+
+def _task_run_jobs(api: httpx.Client, task_run_id: str) -> list[str]:
+    """The Slurm jobs a task run started in, in order (each attempt logs its place first)."""
+    logs = api.post(
+        "/logs/filter",
+        json={"logs": {"task_run_id": {"any_": [task_run_id]}}, "sort": "TIMESTAMP_ASC"},
+    ).json()
+    return [m[1] for log in logs if (m := re.match(r"running in Slurm job (\d+)", log["message"]))]
+
+
+def _expected_lots(site: DemoSite) -> set[tuple[str, str]]:
+    catalogue = Catalogue(site.config)
+    return {(slug, lot.lot_id) for slug in HOUSES for lot in catalogue.lots(slug, DAY)}
+
+
+def _database(data_root: Path) -> tuple[set[tuple[str, str]], int]:
+    """The stored (site, lot) pairs and the number of observation rows of DAY."""
+    conn = sqlite3.connect(data_root / "auction.sqlite")
+    try:
+        lots = set(conn.execute("SELECT site, lot_key FROM lots").fetchall())
+        (observations,) = conn.execute(
+            "SELECT count(*) FROM observations WHERE crawl_date = ?", (DAY.isoformat(),)
+        ).fetchone()
+    finally:
+        conn.close()
+    return lots, observations
+
+
+def _warc_urls(data_root: Path, house: str) -> Counter[str]:
+    """How often each URL has a response record in the site's WARC of DAY."""
+    path = data_root / "warc" / DAY.isoformat() / f"{house}-{DAY.isoformat()}.warc.gz"
+    with open(path, "rb") as stream:
+        return Counter(
+            record.rec_headers.get_header("WARC-Target-URI")
+            for record in ArchiveIterator(stream)
+            if record.rec_type == "response"
+        )
+
+
+def _scraped(data_root: Path) -> set[str]:
+    """The sites whose WARC of DAY is complete (it appears under its name only then)."""
+    warcs = (data_root / "warc" / DAY.isoformat()).glob(f"*-{DAY.isoformat()}.warc.gz")
+    return {path.name.removesuffix(f"-{DAY.isoformat()}.warc.gz") for path in warcs}
+
+
+def _leftovers(data_root: Path) -> list[Path]:
+    """Temp files a killed writer could leave: none may remain after a completed run."""
+    return [p for p in data_root.rglob(".*") if p.is_file() and not p.name.startswith(".dask")]
+
+
+def test_a_worker_job_scancelled_mid_scrape_has_its_site_redone_once(
+    slurm_conf: Path, prefect_api_url: str, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "data"
+    api = httpx.Client(base_url=prefect_api_url, timeout=30)
+    with DemoSite(DemoConfig(latency=0.3)) as site:
+        run = _start_run(prefect_api_url, site, data_root)
+        try:
+            task_run_id, house, job_id = _wait_for(
+                lambda: _running_scrape(api), 180, "a scrape task ran on a worker job"
+            )
+            fetched_before_kill = _wait_for(
+                lambda: site.request_count(f"/{house}/"), 60, f"{house} got lot requests"
+            )
+            run_slurm(["scancel", job_id])
+            summary = _finish(run, data_root)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        requests_to_house = site.request_count(f"/{house}/")
+        expected = _expected_lots(site)
+
+    assert summary["state"] == "COMPLETED", summary
+    # Slurm cancelled the job mid-scrape...
+    (record,) = job_records([job_id])
+    assert record.state == "CANCELLED"
+    # ...and the site was scraped again on another worker job, in the same Prefect task run,
+    # which ended Completed at its first run: the loss burned no retry.
+    task_run = api.get(f"/task_runs/{task_run_id}").json()
+    assert task_run["state_type"] == "COMPLETED" and task_run["run_count"] == 1
+    assert _task_run_jobs(api, task_run_id)[0] == job_id
+    assert len(set(_task_run_jobs(api, task_run_id))) == 2  # redone in another job
+    assert requests_to_house > fetched_before_kill  # the redo fetched again
+
+    # Output complete and not duplicated: every lot once, one observation each, and the
+    # site's WARC holds each URL once (the killed attempt's partial file is gone).
+    lots, observations = _database(data_root)
+    assert lots == expected
+    assert observations == len(expected)
+    urls = _warc_urls(data_root, house)
+    assert urls and max(urls.values()) == 1, urls.most_common(3)
+    assert not _leftovers(data_root)
+
+
+def test_a_killed_flow_process_is_rerun_reusing_the_sites_it_finished(
+    slurm_conf: Path, prefect_api_url: str, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "data"
+    with DemoSite(DemoConfig(latency=0.2)) as site:
+        run = _start_run(prefect_api_url, site, data_root)
+        try:
+            finished = _wait_for(
+                lambda: {
+                    p.name.split(f"-{DAY.isoformat()}")[0] for p in warc_dir.glob("*.warc.gz")
+                },
+                240,
+                "a site's scrape finished",
+            )
+            run.send_signal(signal.SIGKILL)  # the flow process dies without a word
+            run.wait(timeout=30)
+        finally:
+            if run.poll() is None:
+                run.kill()
+            # Its Dask workers lost their scheduler and would exit after their death timeout
+            # (60 s); cancel them now so they cannot write beside the re-run.
+            run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
+        finished = _scraped(data_root)
+        assert finished and finished < set(HOUSES), finished
+        before = {house: site.request_count(f"/{house}/") for house in HOUSES}
+
+        rerun = _start_run(prefect_api_url, site, data_root)
+        summary = _finish(rerun, data_root)
+        during_rerun = {house: site.request_count(f"/{house}/") - before[house] for house in HOUSES}
+        expected = _expected_lots(site)
+
+    assert summary["state"] == "COMPLETED", summary
+    # The finished sites were reused (no request), the others fetched.
+    assert {house for house, sent in during_rerun.items() if sent == 0} == finished, during_rerun
+    assert all(summary["sites"][house]["reused_backup"] for house in finished)
+    # Same data as an undisturbed run: every lot of the catalogue once.
+    lots, observations = _database(data_root)
+    assert lots == expected
+    assert observations == len(expected)
+    assert not _leftovers(data_root)
