@@ -186,13 +186,7 @@ def test_a_killed_flow_process_is_rerun_reusing_the_sites_it_finished(
     with DemoSite(DemoConfig(latency=0.2)) as site:
         run = _start_run(prefect_api_url, site, data_root)
         try:
-            finished = _wait_for(
-                lambda: {
-                    p.name.split(f"-{DAY.isoformat()}")[0] for p in warc_dir.glob("*.warc.gz")
-                },
-                240,
-                "a site's scrape finished",
-            )
+            _wait_for(lambda: _scraped(data_root), 240, "a site's scrape finished")
             run.send_signal(signal.SIGKILL)  # the flow process dies without a word
             run.wait(timeout=30)
         finally:
