@@ -47,13 +47,15 @@ def _wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
     raise AssertionError(f"{what} within {timeout:g} s")
 
 
-def _start_run(prefect_api_url: str, site: DemoSite, data_root: Path) -> subprocess.Popen[str]:
+def _start_run(
+    prefect_api_url: str, site: DemoSite, data_root: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """`auction-pipeline run --profile dev` for DAY in the background, output to files."""
     return subprocess.Popen(
         [CLI, "run", "--profile", "dev", "--date", DAY.isoformat(),
          "--data-root", str(data_root), "--json"],
         env={**os.environ, "PREFECT_API_URL": prefect_api_url, "DEMO_SITE_URL": site.url,
-             "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120"},
+             "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120", **(env or {})},
         stdout=open(data_root.parent / "run.out", "w"),
         stderr=open(data_root.parent / "run.err", "w"),
         text=True, cwd=REPO_ROOT,
@@ -209,6 +211,37 @@ def test_a_killed_flow_process_is_rerun_reusing_the_sites_it_finished(
     assert {house for house, sent in during_rerun.items() if sent == 0} == finished, during_rerun
     assert all(summary["sites"][house]["reused_backup"] for house in finished)
     # Same data as an undisturbed run: every lot of the catalogue once.
+    lots, observations = _database(data_root)
+    assert lots == expected
+    assert observations == len(expected)
+    assert not _leftovers(data_root)
+
+
+def test_work_outlasting_a_worker_jobs_one_minute_walltime_continues_on_replacements(
+    slurm_conf: Path, prefect_api_url: str, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "data"
+    # One worker job at a time, with a 1-minute walltime: the sites' scrapes, one after
+    # another, need more than one job's life. Workers retire 30 +/- 10 s into the job.
+    limits = {
+        "AUCTION_PIPELINE__DEV__WALLTIME": "00:01:00",
+        "AUCTION_PIPELINE__DEV__ADAPT__MAXIMUM_JOBS": "1",
+    }
+    started = time.monotonic()
+    with DemoSite(DemoConfig(latency=0.15)) as site:
+        summary = _finish(_start_run(prefect_api_url, site, data_root, limits), data_root)
+        expected = _expected_lots(site)
+    elapsed = time.monotonic() - started
+
+    assert summary["state"] == "COMPLETED", summary
+    jobs = {job["job_id"] for job in summary["slurm_jobs"]}
+    records = job_records(sorted(jobs))
+    # The work went on in replacement jobs; each job left before Slurm's limit (retired, so
+    # Slurm says COMPLETED, never TIMEOUT) and within its minute.
+    assert len(records) >= 2, records
+    assert {r.state for r in records} == {"COMPLETED"}, records
+    assert all(r.start and r.end and (r.end - r.start).total_seconds() <= 60 for r in records)
+    assert elapsed > 60  # more than one job's walltime of work
     lots, observations = _database(data_root)
     assert lots == expected
     assert observations == len(expected)
