@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from distributed import KilledWorker
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
@@ -24,6 +25,7 @@ from prefect.logging import get_run_logger
 from prefect.states import Completed, Failed
 
 from flows.progress import ProgressArtifact
+from infra.runner import ProfileTaskRunner
 from sites.loader import SiteDefinition, load_sites
 from tasks.archive import ArchiveReport, archive_day
 from tasks.process import ProcessReport, process_site
@@ -104,11 +106,20 @@ EXPECTED_DURATIONS = {scrape_with_progress.__name__: "10m", process_site.__name_
 
 
 def outcome(future: PrefectFuture[T]) -> tuple[T, None] | tuple[None, str]:
-    """The task's result, or None and its error as ``Type: message``."""
+    """The task's result, or None and its error as ``Type: message``.
+
+    A task given up because its workers kept dying (Dask's ``KilledWorker``) gets what Slurm
+    said of those worker jobs (TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, ...) appended.
+    """
     try:
         return future.result(), None
     except Exception as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"
+        context = FlowRunContext.get()
+        runner = context.task_runner if context else None
+        if isinstance(exc, KilledWorker) and isinstance(runner, ProfileTaskRunner):
+            error = f"{error} {runner.lost_workers_report()}".rstrip()
+        return None, error
 
 
 @dataclass

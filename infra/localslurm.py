@@ -120,11 +120,14 @@ def render_slurm_conf(spec: LocalClusterSpec) -> str:
         "SlurmdParameters=config_overrides",
         "ReturnToService=2",
         "JobAcctGatherType=jobacct_gather/linux",
-        "JobAcctGatherFrequency=5",
+        # Memory enforcement without cgroups: a step over its --mem is killed and the job
+        # ends OUT_OF_MEMORY (sampled every second).
+        "JobAcctGatherParams=OverMemoryKill",
+        "JobAcctGatherFrequency=task=1",
         "AccountingStorageType=accounting_storage/none",
         "JobCompType=jobcomp/none",
         "MinJobAge=300",
-        "SlurmdTimeout=30",
+        "SlurmdTimeout=10",  # a lost node is DOWN (its jobs NODE_FAIL) after 10 s
         "InactiveLimit=0",
         "KillWait=5",
         f"NodeName={node_range} NodeHostname={spec.hostname} NodeAddr=127.0.0.1 "
@@ -301,6 +304,21 @@ def _start_daemons(spec: LocalClusterSpec, conf: Path, key: Path) -> None:
     run_slurm([_which("slurmctld") or "slurmctld", "-f", str(conf)])
     for name in spec.node_names:
         run_slurm([_which("slurmd") or "slurmd", "-f", str(conf), "-N", name])
+
+
+def start_node(state_dir: Path, node: str, timeout: float = 60.0) -> None:
+    """Start the ``slurmd`` of one virtual node again (after a node-failure drill) and wait
+    until Slurm takes jobs on it (``ReturnToService=2`` returns a DOWN node that registers)."""
+    conf = state_dir.resolve() / "slurm.conf"
+    run_slurm([_which("slurmd") or "slurmd", "-f", str(conf), "-N", node])
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = {row.node: row.state for row in node_states(env=env)}
+        if states.get(node) in ("idle", "mixed", "allocated"):
+            return
+        time.sleep(0.5)
+    raise LocalClusterError(f"node {node} did not return to service within {timeout:g} s")
 
 
 def _wait_until_idle(conf: Path, nodes: int, timeout: float) -> None:

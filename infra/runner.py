@@ -13,7 +13,10 @@ one flow definition serves every profile and deployment, and then enforces the g
   reason, instead of hanging;
 * the rendered job script is logged to the flow run and written next to the Slurm job logs;
 * what the worker jobs write to stderr beyond task logs (Dask warnings, tracebacks, Slurm's
-  verdicts) is forwarded to the flow run's log while it runs (``infra/joblogs.py``).
+  verdicts) is forwarded to the flow run's log while it runs (``infra/joblogs.py``);
+* a worker job lost under its tasks is named in the flow run's log with how Slurm ended it
+  (TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, ...) while Dask redoes its work (``infra/lostworkers.py``);
+* worker jobs are never requeued by Slurm (``--no-requeue``): adapt submits fresh ones.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from prefect_dask.task_runners import DaskTaskRunner, PrefectDaskFuture
 
 from infra.atomic import write_atomic
 from infra.joblogs import JobLogForwarder
+from infra.lostworkers import LostWorkerPlugin, LostWorkerReporter
 from infra.profiles import LocalProfile, Profile, SlurmProfile, load_profile, profiles_file
 from infra.slurm import SlurmCommandError, queued_jobs, sbatch_refusal, wait_until_gone
 from infra.tls import run_security
@@ -84,7 +88,9 @@ def render_prologue(lines: Iterable[str], prefect_api_url: str) -> list[str]:
 
 def slurm_directives(profile: SlurmProfile) -> list[str]:
     """Extra ``#SBATCH`` flags for the profile (account and partition go via dask-jobqueue)."""
-    flags = []
+    # A requeued worker job would start a second worker under the same job id, one
+    # dask-jobqueue already counts as gone; adapt replaces lost workers itself.
+    flags = ["--no-requeue"]
     if profile.qos:
         flags.append(f"--qos={profile.qos}")
     flags.extend(profile.extra_directives)
@@ -247,6 +253,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         self._config: Any = None
         self._job_logs: JobLogForwarder | None = None
         self._tls: tempfile.TemporaryDirectory[str] | None = None
+        self._lost_workers: LostWorkerReporter | None = None
 
     def duplicate(self) -> ProfileTaskRunner:
         """A fresh, unstarted runner with the same configuration (Prefect calls this per run)."""
@@ -353,6 +360,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             emit=logger.log,
         )
         self._job_logs.start()
+        self._lost_workers = self._watch_lost_workers(cluster, log_directory, logger)
         create_markdown_artifact(
             f"Dask workers on partition `{profile.partition}` (profile `{profile.name}`), "
             f"saved as `{script_path}`:\n\n```bash\n{job_script}\n```\n",
@@ -368,6 +376,32 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             raise WorkersUnavailable(
                 explain_missing_workers(profile, job_ids, cluster.scheduler_address, log_directory)
             ) from None
+
+    @staticmethod
+    def _watch_lost_workers(cluster: Any, log_directory: Path, logger: Any) -> LostWorkerReporter:
+        plugin = LostWorkerPlugin()
+
+        async def add_plugin() -> None:  # on the scheduler's own event loop
+            cluster.scheduler.add_plugin(plugin)
+
+        cluster.sync(add_plugin)
+        reporter = LostWorkerReporter(
+            plugin,
+            jobs=lambda: {
+                name: str(job.job_id)
+                for name, job in list(cluster.workers.items())
+                if getattr(job, "job_id", None)
+            },
+            stderr_file=lambda job_id: log_directory / f"{WORKER_JOB_NAME}-{job_id}.err",
+            emit=logger.log,
+            allowed_failures=int(dask.config.get("distributed.scheduler.allowed-failures")),
+        )
+        reporter.start()
+        return reporter
+
+    def lost_workers_report(self) -> str:
+        """What Slurm said of the worker jobs lost so far ("" if none), for failure messages."""
+        return self._lost_workers.report() if self._lost_workers is not None else ""
 
     def _retire_workers(self) -> None:
         client: Any = self._inner._client if self._inner is not None else None
@@ -389,6 +423,8 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             if self._inner is not None:
                 if self._job_logs is not None:
                     self._job_logs.stop()  # before the workers retire: no closing noise
+                if self._lost_workers is not None:
+                    self._lost_workers.stop()
                 self._retire_workers()
                 self._inner.__exit__(exc_type, exc_value, traceback)
         finally:
@@ -397,4 +433,5 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             if self._tls is not None:
                 self._tls.cleanup()
             self._inner = self._config = self._job_logs = self._tls = None
+            self._lost_workers = None
             super().__exit__(exc_type, exc_value, traceback)

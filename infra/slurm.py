@@ -137,6 +137,9 @@ class JobRecord:
     submit: dt.datetime | None
     start: dt.datetime | None
     end: dt.datetime | None
+    exit_code: str = ""  # "<code>:<signal>", e.g. "3:0", or "0:9" for killed by SIGKILL
+    reason: str = ""  # Slurm's Reason= (e.g. NonZeroExitCode, JobLaunchFailure)
+    stderr: str = ""  # the job's StdErr= path
 
 
 def _slurm_time(value: str) -> dt.datetime | None:
@@ -168,9 +171,56 @@ def parse_scontrol_jobs(text: str) -> list[JobRecord]:
                 submit=_slurm_time(fields.get("SubmitTime", "")),
                 start=_slurm_time(fields.get("StartTime", "")),
                 end=_slurm_time(fields.get("EndTime", "")),
+                exit_code=fields.get("ExitCode", ""),
+                reason=fields.get("Reason", ""),
+                stderr=fields.get("StdErr", ""),
             )
         )
     return records
+
+
+SACCT_FIELDS = "JobID,JobName,State,ExitCode,NodeList,Submit,Start,End"
+
+
+def parse_sacct(text: str) -> list[JobRecord]:
+    """Parse ``sacct -X -n -P -o SACCT_FIELDS`` output (one allocation per line).
+
+    sacct writes "CANCELLED by <uid>" where scontrol writes CANCELLED; the uid is kept in
+    ``reason`` as ``by <uid>``.
+    """
+    records = []
+    for row in split_rows(text, 8, "sacct"):
+        job_id, name, state, exit_code, nodes, submit, start, end = row
+        state, _, by = state.partition(" by ")
+        records.append(
+            JobRecord(
+                job_id=job_id,
+                name=name,
+                state=state,
+                nodes=nodes,
+                submit=_slurm_time(submit),
+                start=_slurm_time(start),
+                end=_slurm_time(end),
+                exit_code=exit_code,
+                reason=f"by {by}" if by else "",
+            )
+        )
+    return records
+
+
+def accounted_jobs(job_ids: Sequence[str]) -> list[JobRecord] | None:
+    """What Slurm's accounting (slurmdbd) keeps of the jobs, or None when the cluster has
+    no accounting (sacct then says "accounting storage is disabled")."""
+    if not job_ids:
+        return []
+    proc = run_slurm(
+        ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-j", ",".join(job_ids)], check=False
+    )
+    if proc.returncode != 0:
+        if "disabled" in proc.stderr or "not running" in proc.stderr.lower():
+            return None
+        raise SlurmCommandError(proc.args, proc.returncode, proc.stdout, proc.stderr)
+    return parse_sacct(proc.stdout)
 
 
 def job_records(job_ids: Sequence[str]) -> list[JobRecord]:

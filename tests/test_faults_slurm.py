@@ -8,6 +8,7 @@ requests the demo site received, and what Slurm says of the jobs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import pytest
 from conftest import CLI, REPO_ROOT
 from warcio.archiveiterator import ArchiveIterator
 
+from infra import localslurm
 from infra.runner import WORKER_JOB_NAME
 from infra.slurm import job_records, run_slurm
 from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
@@ -246,3 +248,78 @@ def test_work_outlasting_a_worker_jobs_one_minute_walltime_continues_on_replacem
     assert lots == expected
     assert observations == len(expected)
     assert not _leftovers(data_root)
+
+
+def _kill_node(state_dir: Path, node: str) -> list[int]:
+    """The virtual node dies at once: its slurmd and every process of the jobs it runs
+    (slurmstepd and its children); the pids killed."""
+    slurmd = int((state_dir / "run" / f"slurmd-{node}.pid").read_text())
+    jobs = {r.job_id for r in job_records(_running_jobs()) if r.nodes == node}
+    victims = [slurmd]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        stepd = any(cmdline.startswith(f"slurmstepd: [{job}.".encode()) for job in jobs)
+        child = any(f"SLURM_JOB_ID={job}".encode() in environ for job in jobs)
+        if stepd or child:
+            victims.append(int(entry.name))
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return victims
+
+
+def _running_jobs() -> list[str]:
+    return run_slurm(["squeue", "-h", "-t", "R", "-o", "%i"]).stdout.split()
+
+
+def test_a_lost_node_is_named_node_fail_and_its_work_is_redone_on_other_nodes(
+    slurm_conf: Path, prefect_api_url: str, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "data"
+    api = httpx.Client(base_url=prefect_api_url, timeout=30)
+    # Slow enough that the redone scrape outlasts Slurm's node-failure detection (~30 s).
+    with DemoSite(DemoConfig(latency=0.6)) as site:
+        run = _start_run(prefect_api_url, site, data_root)
+        node = ""
+        try:
+            task_run_id, house, job_id = _wait_for(
+                lambda: _running_scrape(api), 180, "a scrape task ran on a worker job"
+            )
+            _wait_for(lambda: site.request_count(f"/{house}/"), 60, f"{house} got requests")
+            (record,) = job_records([job_id])
+            node = record.nodes
+            assert len(_kill_node(slurm_conf.parent, node)) > 1
+            summary = _finish(run, data_root)
+        finally:
+            if run.poll() is None:
+                run.kill()
+            if node:
+                localslurm.start_node(slurm_conf.parent, node)
+        expected = _expected_lots(site)
+
+    assert summary["state"] == "COMPLETED", summary
+    # Slurm itself records CANCELLED: dask-jobqueue cancelled the job of the worker it lost
+    # before Slurm declared the node down. The product judges it by the node.
+    (record,) = job_records([job_id])
+    assert record.state in ("CANCELLED", "NODE_FAIL"), record
+    # The site's scrape was redone in another job, on another node, in the same task run.
+    jobs = _task_run_jobs(api, task_run_id)
+    assert jobs[0] == job_id and len(set(jobs)) == 2
+    assert api.get(f"/task_runs/{task_run_id}").json()["run_count"] == 1
+    assert node not in {p["node"] for p in summary["task_places"] if p["slurm_job_id"] == jobs[1]}
+    # The flow run's log names the loss as Slurm saw it.
+    logs = api.post(
+        "/logs/filter", json={"logs": {"flow_run_id": {"any_": [summary["flow_run_id"]]}}}
+    ).json()
+    named = [m["message"] for m in logs if f"Dask worker job {job_id}" in m["message"]]
+    assert named and "lost its node (NODE_FAIL)" in named[0], named
+    assert "scrape_with_progress" in named[0]
+    lots, observations = _database(data_root)
+    assert lots == expected
+    assert observations == len(expected)
