@@ -15,7 +15,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -33,6 +33,18 @@ class DeploymentConfigError(ValueError):
     """The deployments file is unreadable or invalid; the message names file and field."""
 
 
+class FlowJob(BaseModel):
+    """The Slurm job a flow run becomes with ``runs_on: slurm`` (partition, account, QOS and
+    prologue come from the deployment's profile)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time: str = "04:00:00"
+    memory: str = "4G"
+    cpus: int = Field(default=1, ge=1)
+    extra_directives: list[str] = Field(default_factory=list)
+
+
 class DeploymentSpec(BaseModel):
     """One deployment of the daily flow."""
 
@@ -45,6 +57,8 @@ class DeploymentSpec(BaseModel):
     timezone: str
     parameters: dict[str, Any]
     tags: list[str] = Field(default_factory=list)
+    runs_on: Literal["process", "slurm"] = "process"
+    flow_job: FlowJob = Field(default_factory=FlowJob)
 
 
 class CrashDetection(BaseModel):
@@ -72,6 +86,7 @@ class DeploymentsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     work_pool: str
+    slurm_work_pool: str = "auction-pipeline-slurm"
     crash_detection: CrashDetection = Field(default_factory=CrashDetection)
     deployments: dict[str, DeploymentSpec]
 
@@ -120,15 +135,58 @@ def check_profiles(config: DeploymentsFile) -> None:
             raise DeploymentConfigError(f"deployment {name!r}: {exc}") from exc
 
 
-def ensure_work_pool(name: str) -> None:
-    """Create the process work pool if it does not exist."""
+def ensure_work_pool(name: str, pool_type: str = "process") -> None:
+    """Create the work pool (``process`` or ``slurm``) if it does not exist; a slurm pool
+    gets the Slurm worker's job template (its variables appear in the UI's pool form)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
+    template: dict[str, Any] = {}
+    if pool_type == "slurm":
+        from infra.slurm_worker import SlurmWorker
+
+        template = SlurmWorker.get_default_base_job_template()
     # Already there: keep it as it is.
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
-        client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+        client.create_work_pool(
+            WorkPoolCreate(name=name, type=pool_type, base_job_template=template)
+        )
+
+
+def job_variables(
+    spec: DeploymentSpec, parameters: dict[str, Any], heartbeat: str
+) -> dict[str, Any]:
+    """The deployment's job variables: heartbeat for every run; for ``runs_on: slurm`` the
+    flow-run job's resources, with partition, account, QOS and prologue from its profile."""
+    from infra.profiles import SlurmProfile, load_profile
+    from infra.runner import render_prologue
+    from tasks.storage import DataRoot, default_data_root
+
+    variables: dict[str, Any] = {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": heartbeat}}
+    if spec.runs_on != "slurm":
+        return variables
+    profile = load_profile(str(parameters["profile"]))
+    if not isinstance(profile, SlurmProfile):
+        raise DeploymentConfigError(
+            f"runs_on: slurm needs a Slurm profile, and {profile.name!r} is not one"
+        )
+    root = parameters.get("data_root")
+    logs = DataRoot(Path(root) if root else default_data_root()).slurm_logs
+    variables.update(
+        partition=profile.partition,
+        account=profile.account,
+        qos=profile.qos,
+        time=spec.flow_job.time,
+        memory=spec.flow_job.memory,
+        cpus=spec.flow_job.cpus,
+        extra_directives=list(spec.flow_job.extra_directives),
+        # The API URL comes from the job's environment, not from the script.
+        prologue=render_prologue([p for p in profile.prologue if "prefect_api_url" not in p], ""),
+        log_directory=str(logs),
+        working_directory=str(REPO_ROOT),
+    )
+    return variables
 
 
 def register(path: Path = DEFAULT_FILE) -> list[Registered]:
@@ -140,7 +198,9 @@ def register(path: Path = DEFAULT_FILE) -> list[Registered]:
 
     config = load_deployments(path)
     check_profiles(config)
-    ensure_work_pool(config.work_pool)
+    pools = {"process": config.work_pool, "slurm": config.slurm_work_pool}
+    for pool_type in sorted({spec.runs_on for spec in config.deployments.values()}):
+        ensure_work_pool(pools[pool_type], pool_type)
     heartbeat = str(config.crash_detection.heartbeat_seconds)
     registered = []
     for name, spec in config.deployments.items():
@@ -155,12 +215,12 @@ def register(path: Path = DEFAULT_FILE) -> list[Registered]:
         flow: Any = Flow.from_source(source=source, entrypoint=ENTRYPOINT)
         deployment_id = flow.deploy(
             name=name,
-            work_pool_name=config.work_pool,
+            work_pool_name=pools[spec.runs_on],
             build=False,
             push=False,
             schedules=[Cron(spec.cron, timezone=spec.timezone)],
             parameters=parameters,
-            job_variables={"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": heartbeat}},
+            job_variables=job_variables(spec, parameters, heartbeat),
             concurrency_limit=ConcurrencyLimitConfig(
                 limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
             ),

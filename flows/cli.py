@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run the worker that executes scheduled runs")
     worker.add_argument("--pool", default=None, help="work pool (default: from deployments.yaml)")
+    worker.add_argument(
+        "--type",
+        choices=["process", "slurm"],
+        default="process",
+        help="process: flow runs as processes here; slurm: each flow run as its own Slurm job",
+    )
 
     notifier = commands.add_parser(
         "notifier", help="mail every failed or crashed deployment run (runs until stopped)"
@@ -284,15 +290,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run a Prefect process worker on the deployments' work pool (until stopped)."""
+    """Run a Prefect worker (process or slurm) on the deployments' work pool (until stopped)."""
     from deployments.register import load_deployments
 
     if not configured_api_url():
         raise UsageError("PREFECT_API_URL is not set: the worker must reach the Prefect server")
     localslurm.use_running_cluster(log=note)
-    pool = args.pool or load_deployments().work_pool
+    config = load_deployments()
+    pool = args.pool or (config.slurm_work_pool if args.type == "slurm" else config.work_pool)
     prefect = Path(sys.executable).with_name("prefect")
-    argv = [str(prefect), "worker", "start", "--pool", pool, "--type", "process"]
+    argv = [str(prefect), "worker", "start", "--pool", pool, "--type", args.type]
     note(f"starting: {' '.join(argv)}")
     os.execv(argv[0], argv)
     return 0  # not reached

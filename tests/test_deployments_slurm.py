@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from browser import headless_chromium
-from conftest import recorded_task_runs
+from conftest import TERMINAL, recorded_task_runs
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -32,7 +33,7 @@ from deployments.register import load_deployments
 from infra import prefect_server
 from infra.ports import free_port
 from infra.runner import WORKER_JOB_NAME
-from infra.slurm import job_records, run_slurm
+from infra.slurm import job_records, parse_scontrol_jobs, run_slurm
 from sites.demo.catalogue import DemoConfig
 from sites.demo.server import DemoSite
 
@@ -75,11 +76,14 @@ def _dev_env(server: str, data_root: Path) -> dict[str, str]:
 
 
 @contextmanager
-def _worker(env: dict[str, str], site_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`auction-pipeline worker` against the demo site at ``site_url``; stopped on exit."""
-    with open(log, "wb") as output:
+def _worker(
+    env: dict[str, str], site_url: str, log: Path, kind: str = "process"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`auction-pipeline worker --type kind` against the demo site at ``site_url``; stopped
+    on exit."""
+    with open(log, "ab") as output:
         worker = subprocess.Popen(
-            [BIN / "auction-pipeline", "worker"],
+            [BIN / "auction-pipeline", "worker", "--type", kind],
             env={**os.environ, **env, "DEMO_SITE_URL": site_url,
                  "PREFECT_WORKER_QUERY_SECONDS": "2"},
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
@@ -448,3 +452,156 @@ def test_cancelling_a_run_from_the_api_leaves_no_slurm_job_of_it(
         jobs, "CANCELLED"
     )
     assert gone_after < 60
+
+
+def _slurm_env(server: str, data_root: Path, **extra: str) -> dict[str, str]:
+    """The dev deployment on the Slurm work pool: each flow run its own Slurm job."""
+    return {
+        **_dev_env(server, data_root),
+        "AUCTION_PIPELINE_DEV_RUNS_ON": "slurm",
+        "AUCTION_PIPELINE_SLURM_POLL_SECONDS": "2",
+        **extra,
+    }
+
+
+def _flow_jobs(run_id: str) -> list[Any]:
+    """Every job Slurm knows (queued, or ended within MinJobAge) for this flow run."""
+    listed = run_slurm(["scontrol", "show", "job", "-o"]).stdout
+    return [r for r in parse_scontrol_jobs(listed) if r.name == f"prefect-flow-{run_id}"]
+
+
+def _state(api: httpx.Client, run_id: str) -> dict[str, Any]:
+    run: dict[str, Any] = api.get(f"/flow_runs/{run_id}").json()
+    return run
+
+
+def test_a_flow_run_as_a_slurm_job_completes_and_a_restarted_worker_readopts_it(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "dev-data"
+    env = _slurm_env(server, data_root)
+    assert cli("deploy", env=env, timeout=120).returncode == 0
+    api = httpx.Client(base_url=server, timeout=30)
+    log = tmp_path / "worker.log"
+    with DemoSite(DemoConfig(latency=0.2)) as site:
+        with _worker(env, site.url, log, kind="slurm") as first:
+            started = _run_dev(env, watch=False)
+            assert started.returncode == 0, started.stderr
+            run_id = _run_id(started)
+            _wait_for(
+                lambda: _state(api, run_id)["state_type"] == "RUNNING", 120, "the run's job runs"
+            )
+            os.killpg(first.pid, signal.SIGKILL)  # the worker dies; its run's job goes on
+        with _worker(env, site.url, log, kind="slurm"):
+            run = _wait_for(
+                lambda: (r := _state(api, run_id))["state_type"] in TERMINAL and r,
+                300,
+                "the run ended",
+            )
+    assert run["state_type"] == "COMPLETED", run["state"]
+    # One job for the run, submitted once and followed by the second worker.
+    (job,) = _flow_jobs(run_id)
+    assert job.state == "COMPLETED" and str(run["infrastructure_pid"]) == job.job_id
+    assert f"re-adopting Slurm job {job.job_id}" in log.read_text()
+    # The flow process ran inside that job: the engine's log is in the job's output.
+    logs = data_root / "logs" / "slurm"
+    output = "".join(p.read_text() for p in logs.glob(f"prefect-flow-{run_id}-{job.job_id}.*"))
+    assert "Beginning flow run" in output or "Finished in state Completed" in output, output[-2000:]
+    script = (logs / f"prefect-flow-{run_id}.sh").read_text()
+    assert "#SBATCH --partition=dev" in script and "PREFECT_API_URL" not in script
+    conn = sqlite3.connect(data_root / "auction.sqlite")
+    assert conn.execute("SELECT count(*) FROM lots").fetchone()[0] > 0
+    conn.close()
+
+
+def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    env = _slurm_env(server, tmp_path / "dev-data", AUCTION_PIPELINE_DEV_FLOW_TIME="00:01:00")
+    assert cli("deploy", env=env, timeout=120).returncode == 0
+    api = httpx.Client(base_url=server, timeout=30)
+    with (
+        DemoSite(DemoConfig(latency=0.6)) as site,
+        _worker(env, site.url, tmp_path / "worker.log", kind="slurm"),
+    ):
+        started = _run_dev(env, watch=False)
+        run_id = _run_id(started)
+        _wait_for(lambda: _flow_jobs(run_id), 60, "the run's job was submitted")
+        run = _wait_for(
+            lambda: (r := _state(api, run_id))["state_type"] in TERMINAL and r,
+            60 + 120,
+            "the run ended after its walltime",
+        )
+        (job,) = _flow_jobs(run_id)
+        assert job.start and job.end and (job.end - job.start).total_seconds() <= 60 + 10
+        _wait_for(lambda: not _worker_jobs(), 60, "no Dask worker job of the run left")
+    assert run["state_type"] == "CRASHED", run["state"]
+    message = run["state"]["message"]
+    assert job.state == "TIMEOUT"
+    assert f"Slurm job {job.job_id} on n" in message and "reached its walltime (TIMEOUT)" in message
+
+
+def test_a_flow_run_job_over_its_memory_is_crashed_naming_out_of_memory(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    env = _slurm_env(server, tmp_path / "dev-data", AUCTION_PIPELINE_DEV_FLOW_MEMORY="120M")
+    assert cli("deploy", env=env, timeout=120).returncode == 0
+    api = httpx.Client(base_url=server, timeout=30)
+    with DemoSite() as site, _worker(env, site.url, tmp_path / "worker.log", kind="slurm"):
+        run_id = _run_id(_run_dev(env, watch=False))
+        run = _wait_for(
+            lambda: (r := _state(api, run_id))["state_type"] in TERMINAL and r,
+            120,
+            "the run ended",
+        )
+    (job,) = _flow_jobs(run_id)
+    assert run["state_type"] == "CRASHED", run["state"]
+    message = run["state"]["message"]
+    assert f"Slurm job {job.job_id}" in message and "ran out of memory (OUT_OF_MEMORY" in message
+    assert "exceeded memory limit" in message  # slurmstepd's own words, from the job's stderr
+
+
+def test_cancelling_flow_runs_scancels_their_slurm_jobs_pending_or_running(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    env = _slurm_env(server, tmp_path / "dev-data")
+    assert cli("deploy", env=env, timeout=120).returncode == 0
+    api = httpx.Client(base_url=server, timeout=30)
+    with (
+        DemoSite(DemoConfig(latency=0.3)) as site,
+        _worker(env, site.url, tmp_path / "worker.log", kind="slurm"),
+    ):
+        # Held in the queue by --begin: cancelled while PENDING.
+        held = _run_id(
+            _run_dev(
+                env,
+                watch=False,
+                parameters=["--job-variable", 'extra_directives=["--begin=now+3600"]'],
+            )
+        )
+        (pending,) = _wait_for(lambda: _flow_jobs(held), 60, "the held run's job is queued")
+        assert pending.state == "PENDING"
+        # And one cancelled while its tasks run on Dask workers.
+        running = _run_id(_run_dev(env, watch=False))
+        _wait_for(_worker_jobs, 120, "the running run's Dask workers are queued")
+        for run_id in (held, running):
+            cancel = api.post(
+                f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}}
+            )
+            assert cancel.status_code in (200, 201), cancel.text
+        cancelled = time.monotonic()
+        for run_id in (held, running):
+            _wait_for(
+                lambda run_id=run_id: _state(api, run_id)["state_type"] == "CANCELLED",
+                90,
+                f"run {run_id} reached CANCELLED",
+            )
+        queued = run_slurm(["squeue", "-h", "-o", "%j"]).stdout.split()
+        _wait_for(
+            lambda: not run_slurm(["squeue", "-h", "-o", "%j"]).stdout.split(),
+            60,
+            f"no job of either run left in squeue (had {queued})",
+        )
+        gone_after = time.monotonic() - cancelled
+    assert gone_after < 90
+    assert {job.state for run_id in (held, running) for job in _flow_jobs(run_id)} == {"CANCELLED"}

@@ -9,6 +9,7 @@ requests the demo site received, and what Slurm says of the jobs.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -72,13 +73,16 @@ def _finish(run: subprocess.Popen[str], data_root: Path, timeout: float = 300) -
     return summary
 
 
-def _running_scrape(api: httpx.Client) -> tuple[str, str, str] | None:
-    """(task run id, site, Slurm job id) of a scrape task running on a worker job, once it
-    has logged where it runs."""
+def _running_scrape(api: httpx.Client, since: str) -> tuple[str, str, str] | None:
+    """(task run id, site, Slurm job id) of a scrape task started after ``since`` (ISO time)
+    and running on a worker job, once it has logged where it runs. (Task runs of an earlier
+    test's killed flow process stay RUNNING on the shared server: nobody is left to end them.)
+    """
     running = api.post(
         "/task_runs/filter",
         json={"task_runs": {"name": {"like_": "scrape-"},
-                            "state": {"type": {"any_": ["RUNNING"]}}}},
+                            "state": {"type": {"any_": ["RUNNING"]}},
+                            "start_time": {"after_": since}}},
     ).json()  # fmt: skip
     for task_run in running:
         logs = api.post(
@@ -145,10 +149,11 @@ def test_a_worker_job_scancelled_mid_scrape_has_its_site_redone_once(
     data_root = tmp_path / "data"
     api = httpx.Client(base_url=prefect_api_url, timeout=30)
     with DemoSite(DemoConfig(latency=0.3)) as site:
+        since = dt.datetime.now(dt.UTC).isoformat()
         run = _start_run(prefect_api_url, site, data_root)
         try:
             task_run_id, house, job_id = _wait_for(
-                lambda: _running_scrape(api), 180, "a scrape task ran on a worker job"
+                lambda: _running_scrape(api, since), 180, "a scrape task ran on a worker job"
             )
             fetched_before_kill = _wait_for(
                 lambda: site.request_count(f"/{house}/"), 60, f"{house} got lot requests"
@@ -285,11 +290,12 @@ def test_a_lost_node_is_named_node_fail_and_its_work_is_redone_on_other_nodes(
     api = httpx.Client(base_url=prefect_api_url, timeout=30)
     # Slow enough that the redone scrape outlasts Slurm's node-failure detection (~30 s).
     with DemoSite(DemoConfig(latency=0.6)) as site:
+        since = dt.datetime.now(dt.UTC).isoformat()
         run = _start_run(prefect_api_url, site, data_root)
         node = ""
         try:
             task_run_id, house, job_id = _wait_for(
-                lambda: _running_scrape(api), 180, "a scrape task ran on a worker job"
+                lambda: _running_scrape(api, since), 180, "a scrape task ran on a worker job"
             )
             _wait_for(lambda: site.request_count(f"/{house}/"), 60, f"{house} got requests")
             (record,) = job_records([job_id])
