@@ -499,8 +499,11 @@ def test_a_flow_run_as_a_slurm_job_completes_and_a_restarted_worker_readopts_it(
                 "the run ended",
             )
     assert run["state_type"] == "COMPLETED", run["state"]
-    # One job for the run, submitted once and followed by the second worker.
-    (job,) = _flow_jobs(run_id)
+    # One job for the run, submitted once and followed by the second worker; it ends as
+    # soon as the engine has reported the final state and closed the Dask workers.
+    (job,) = _wait_for(
+        lambda: [j for j in _flow_jobs(run_id) if j.state != "RUNNING"], 30, "the job ended"
+    )
     assert job.state == "COMPLETED" and str(run["infrastructure_pid"]) == job.job_id
     assert f"re-adopting Slurm job {job.job_id}" in log.read_text()
     # The flow process ran inside that job: the engine's log is in the job's output.
