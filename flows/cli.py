@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("action", choices=["up", "down", "status"])
     cluster.add_argument("--state-dir", type=Path, default=localslurm.DEFAULT_STATE_DIR)
     cluster.add_argument("--nodes", type=int, default=3)
+    cluster.add_argument(
+        "--accounting", action="store_true", help="also run slurmdbd (on a private MariaDB): sacct"
+    )
 
     server = commands.add_parser("server", help="the long-lived Prefect server (UI, schedules)")
     server.add_argument("action", choices=["up", "down", "status"])
@@ -330,7 +333,7 @@ def cmd_notifier(args: argparse.Namespace) -> int:
 def cmd_cluster(args: argparse.Namespace) -> int:
     """Start, stop or describe the local Slurm cluster."""
     if args.action == "up":
-        localslurm.up(args.state_dir, args.nodes, log=note)
+        localslurm.up(args.state_dir, args.nodes, log=note, accounting=args.accounting)
     elif args.action == "down":
         localslurm.down(args.state_dir, log=note)
     else:

@@ -20,8 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra import localaccounting
 from infra.apt import PackagesMissing, install_packages
 from infra.atomic import write_atomic
+from infra.commands import CommandError
 from infra.slurm import SQUEUE_FORMAT, SlurmCommandError, node_states, parse_squeue, run_slurm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +37,7 @@ PACKAGES = {
 }
 
 
+CLUSTER_NAME = "auctionlocal"
 CONF_MARKER = "# Written by `auction-pipeline cluster up`; rewritten on every start."
 
 
@@ -53,6 +56,7 @@ class LocalClusterSpec:
     controller_port: int = 16817
     first_node_port: int = 17001
     hostname: str = ""
+    accounting: localaccounting.AccountingSpec | None = None  # slurmdbd, or no accounting
 
     @property
     def munge_socket(self) -> Path:
@@ -97,7 +101,7 @@ def render_slurm_conf(spec: LocalClusterSpec) -> str:
     )
     lines = [
         CONF_MARKER,
-        "ClusterName=auctionlocal",
+        f"ClusterName={CLUSTER_NAME}",
         f"SlurmctldHost={spec.hostname}(127.0.0.1)",
         f"SlurmctldPort={spec.controller_port}",
         "AuthType=auth/munge",
@@ -124,7 +128,11 @@ def render_slurm_conf(spec: LocalClusterSpec) -> str:
         # ends OUT_OF_MEMORY (sampled every second).
         "JobAcctGatherParams=OverMemoryKill",
         "JobAcctGatherFrequency=task=1",
-        "AccountingStorageType=accounting_storage/none",
+        *(
+            localaccounting.slurm_conf_lines(spec.accounting)
+            if spec.accounting
+            else ["AccountingStorageType=accounting_storage/none"]
+        ),
         "JobCompType=jobcomp/none",
         "MinJobAge=300",
         "SlurmdTimeout=10",  # a lost node is DOWN (its jobs NODE_FAIL) after 10 s
@@ -184,6 +192,8 @@ def _pid_files(state_dir: Path) -> list[Path]:
     return [
         *sorted(run.glob("slurmd-*.pid")),
         run / "slurmctld.pid",
+        run / "slurmdbd.pid",
+        run / "mariadb.pid",
         run / "munged.pid",
     ]
 
@@ -203,10 +213,15 @@ def _is_our_daemon(pid: int, state_dir: Path) -> bool:
     """
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        # slurmdbd takes no path argument: it finds its config through SLURM_CONF.
+        env = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return False
     inside = str(state_dir.resolve()) + "/"
-    return any(inside in arg for arg in args)
+    conf = [item for item in env if item.startswith("SLURM_CONF=")]
+    return any(inside in arg for arg in args) or (
+        args[0].endswith("slurmdbd") and any(inside in item for item in conf)
+    )
 
 
 def running_cluster_conf(state_dir: Path) -> Path | None:
@@ -233,8 +248,10 @@ def up(
     nodes: int = 3,
     log: Callable[[str], None] = print,
     timeout: float = 60.0,
+    accounting: bool = False,
 ) -> Path:
-    """Start (or confirm) the local cluster; return its slurm.conf path."""
+    """Start (or confirm) the local cluster; return its slurm.conf path. With ``accounting``
+    it also runs slurmdbd on a private MariaDB, so ``sacct`` works."""
     state_dir = state_dir.resolve()
     if nodes < 1:
         raise LocalClusterError(f"--nodes must be at least 1, got {nodes}")
@@ -247,7 +264,7 @@ def up(
     if alive:
         conf = state_dir / "slurm.conf"
         have = sum(1 for name in alive if name.startswith("slurmd-"))
-        if have != nodes or "slurmctld" not in alive:
+        if have != nodes or "slurmctld" not in alive or accounting != ("slurmdbd" in alive):
             raise LocalClusterError(
                 f"a local cluster in {state_dir} is partly running ({', '.join(sorted(alive))}); "
                 f"run `auction-pipeline cluster down --state-dir {state_dir}` first"
@@ -255,6 +272,8 @@ def up(
         log(f"local Slurm cluster already up in {state_dir}")
         return conf
     ensure_packages(log)
+    if accounting:
+        localaccounting.ensure_packages(log)
     for sub in ("run", "log", "state", "spool", "munge"):
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
     socket_dir = munge_socket_for(state_dir).parent
@@ -266,12 +285,21 @@ def up(
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
     ctld_port = _free_port_block(16817, 1)
+    first_node_port = _free_port_block(max(17001, ctld_port + 1), nodes)
     spec = LocalClusterSpec(
         state_dir=state_dir,
         nodes=nodes,
         controller_port=ctld_port,
-        first_node_port=_free_port_block(max(17001, ctld_port + 1), nodes),
+        first_node_port=first_node_port,
         hostname=socket.gethostname(),
+        accounting=localaccounting.new_spec(
+            state_dir,
+            munge_socket_for(state_dir),
+            database_port=_free_port_block(first_node_port + nodes, 1),
+            dbd_port=_free_port_block(first_node_port + nodes + 1, 1),
+        )
+        if accounting
+        else None,
     )
     conf = state_dir / "slurm.conf"
     write_atomic(conf, render_slurm_conf(spec).encode())
@@ -301,6 +329,12 @@ def _start_daemons(spec: LocalClusterSpec, conf: Path, key: Path) -> None:
             f"--seed-file={state_dir}/munge/munged.seed",
         ]
     )
+    if spec.accounting is not None:
+        try:
+            localaccounting.start(spec.accounting, conf)
+            localaccounting.register_cluster(conf, CLUSTER_NAME)
+        except CommandError as exc:
+            raise LocalClusterError(f"Slurm accounting did not start: {exc}") from exc
     run_slurm([_which("slurmctld") or "slurmctld", "-f", str(conf)])
     for name in spec.node_names:
         run_slurm([_which("slurmd") or "slurmd", "-f", str(conf), "-N", name])

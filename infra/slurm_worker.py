@@ -252,14 +252,13 @@ class SlurmWorker(BaseWorker[SlurmJobConfiguration, SlurmVariables, SlurmWorkerR
         if not end.abnormal:
             return
         message = describe(end, "the flow run's Slurm job")
-        logger.error(message)
-        if state is None:
-            return
-        if state.type in (StateType.CANCELLING, StateType.CANCELLED):
+        if state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED):
+            logger.info(message)  # the cancel it was asked for
             if state.type == StateType.CANCELLING:
                 await self._mark_flow_run_as_cancelled(flow_run, {"message": message})
             return
-        if state.type in (StateType.COMPLETED, StateType.FAILED):
+        logger.error(message)
+        if state is not None and state.type in (StateType.COMPLETED, StateType.FAILED):
             return  # the run ended by itself; the job's end came after
         await self.client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
 
@@ -280,6 +279,12 @@ class SlurmWorker(BaseWorker[SlurmJobConfiguration, SlurmVariables, SlurmWorkerR
             ),
         )
         jobs = {str(run.infrastructure_pid): run for run in runs if run.infrastructure_pid}
+        for run in runs:  # submitted, but the worker died before it recorded the job id
+            if not run.infrastructure_pid:
+                job_id = await asyncio.to_thread(job_named, job_name(str(run.id)))
+                if job_id is not None:
+                    await self.client.update_flow_run(run.id, infrastructure_pid=job_id)
+                    jobs[job_id] = run
         try:
             queued = {job.job_id for job in await asyncio.to_thread(queued_jobs, sorted(jobs))}
         except SlurmCommandError as exc:

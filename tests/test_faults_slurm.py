@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +30,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from infra import localslurm
 from infra.runner import WORKER_JOB_NAME
-from infra.slurm import job_records, run_slurm
+from infra.slurm import accounted_jobs, job_records, run_slurm
 from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
 from sites.demo.server import DemoSite
 
@@ -329,3 +329,51 @@ def test_a_lost_node_is_named_node_fail_and_its_work_is_redone_on_other_nodes(
     lots, observations = _database(data_root)
     assert lots == expected
     assert observations == len(expected)
+
+
+@pytest.fixture(scope="module")
+def accounting_conf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A second local cluster, with slurmdbd on a private MariaDB: sacct works there."""
+    state_dir = tmp_path_factory.mktemp("slurm-accounting")
+    conf = localslurm.up(state_dir, nodes=2, log=lambda line: None, accounting=True)
+    try:
+        yield conf
+    finally:
+        localslurm.down(state_dir, log=lambda line: None)
+
+
+def test_with_accounting_a_cancelled_worker_job_is_named_with_who_cancelled_it(
+    accounting_conf: Path,
+    prefect_api_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLURM_CONF", str(accounting_conf))  # this test's commands and the run
+    data_root = tmp_path / "data"
+    api = httpx.Client(base_url=prefect_api_url, timeout=30)
+    with DemoSite(DemoConfig(latency=0.3)) as site:
+        since = dt.datetime.now(dt.UTC).isoformat()
+        run = _start_run(prefect_api_url, site, data_root)
+        try:
+            _, house, job_id = _wait_for(
+                lambda: _running_scrape(api, since), 180, "a scrape task ran on a worker job"
+            )
+            _wait_for(lambda: site.request_count(f"/{house}/"), 60, f"{house} got requests")
+            run_slurm(["scancel", job_id])
+            summary = _finish(run, data_root)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        expected = _expected_lots(site)
+    assert summary["state"] == "COMPLETED", summary
+    # Slurm's accounting keeps the job and who cancelled it (root here: uid 0)...
+    (record,) = [r for r in accounted_jobs([job_id]) or [] if r.job_id == job_id]
+    assert (record.state, record.reason) == ("CANCELLED", f"by {os.geteuid()}")
+    # ...and the run's log says so.
+    logs = api.post(
+        "/logs/filter", json={"logs": {"flow_run_id": {"any_": [summary["flow_run_id"]]}}}
+    ).json()
+    named = [m["message"] for m in logs if f"Dask worker job {job_id}" in m["message"]]
+    assert named and f"was cancelled by user {os.geteuid()} (CANCELLED)" in named[0], named
+    lots, observations = _database(data_root)
+    assert lots == expected and observations == len(expected)

@@ -1,9 +1,16 @@
 """How a Slurm job ended, judged from real ``scontrol`` / ``sacct`` records and the lines
 slurmstepd wrote into the jobs' stderr on the local cluster (canned here: the parser is a
-unit boundary; the fault-injection tests produce each end for real)."""
+unit boundary; the fault-injection tests produce each end for real), and the flow-run job
+script the Slurm worker renders (pure)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from infra.flowjob import FlowJobError, FlowJobSpec, job_name, render_flow_job_script
 from infra.jobend import describe, judge
 from infra.slurm import JobRecord, parse_sacct, parse_scontrol_jobs
 
@@ -101,3 +108,43 @@ def test_parse_sacct_keeps_who_cancelled() -> None:
     assert end.cancelled_by == "1000"
     assert describe(end) == "Slurm job 40 on n2 was cancelled by user 1000 (CANCELLED)"
     assert judge("41", node_fail, []).state == "NODE_FAIL"
+
+
+def test_flow_job_script_carries_resources_not_settings() -> None:
+    spec = FlowJobSpec(
+        partition="dev",
+        time="00:45:00",
+        memory="2G",
+        cpus=2,
+        account="anthro",
+        qos="short",
+        extra_directives=("--constraint=intel",),
+        prologue=("module load python/3.11",),
+        log_directory=Path("/data/logs/slurm"),
+    )
+    script = render_flow_job_script(spec, "abc-123", ["/venv/bin/python", "-m", "prefect.engine"])
+    lines = script.splitlines()
+    for directive in (
+        "--job-name=prefect-flow-abc-123", "--partition=dev", "--time=00:45:00", "--mem=2G",
+        "--cpus-per-task=2", "--account=anthro", "--qos=short", "--constraint=intel",
+        "--no-requeue", "--error=/data/logs/slurm/prefect-flow-abc-123-%j.err",
+    ):  # fmt: skip
+        assert f"#SBATCH {directive}" in lines
+    assert lines.index("module load python/3.11") < lines.index(
+        "exec /venv/bin/python -m prefect.engine"
+    )
+    assert "PREFECT" not in script.replace("prefect.engine", "").replace("Prefect flow run", "")
+    assert job_name("abc-123") == "prefect-flow-abc-123"
+
+
+def test_flow_job_variables_slurm_would_refuse_are_named() -> None:
+    good = FlowJobSpec(partition="dev", time="01:00:00", memory="4G")
+    for change, variable in (
+        ({"partition": "dev standard"}, "partition"),
+        ({"time": "one hour"}, "time"),
+        ({"memory": "4 GB"}, "memory"),
+        ({"cpus": 0}, "cpus"),
+        ({"extra_directives": ("constraint=x",)}, "extra_directives"),
+    ):
+        with pytest.raises(FlowJobError, match=f"job variable '{variable}'"):
+            render_flow_job_script(replace(good, **change), "r", ["python"])  # type: ignore[arg-type]
