@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable, Sequence
 
 from infra.commands import CommandError, run_command
+from infra.locks import machine_lock
 
 
 class PackagesMissing(RuntimeError):
@@ -38,8 +39,11 @@ def install_packages(
     log(f"installing {', '.join(packages)} with apt-get for {why}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
-    try:
-        run_command(install, timeout=900, env=env, error=error)
-    except CommandError:
-        run_command(["apt-get", "update", "-q"], timeout=900, env=env, error=error)
-        run_command(install, timeout=900, env=env, error=error)
+    # One installer at a time: parallel test processes may all find a package missing, and a
+    # second apt-get would fail on dpkg's lock.
+    with machine_lock("apt"):
+        try:
+            run_command(install, timeout=900, env=env, error=error)
+        except CommandError:
+            run_command(["apt-get", "update", "-q"], timeout=900, env=env, error=error)
+            run_command(install, timeout=900, env=env, error=error)

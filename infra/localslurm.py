@@ -24,6 +24,7 @@ from infra import localaccounting
 from infra.apt import PackagesMissing, install_packages
 from infra.atomic import write_atomic
 from infra.commands import CommandError
+from infra.locks import machine_lock
 from infra.slurm import SQUEUE_FORMAT, SlurmCommandError, node_states, parse_squeue, run_slurm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -284,35 +285,38 @@ def up(
     if not key.exists():
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
-    ctld_port = _free_port_block(16817, 1)
-    first_node_port = _free_port_block(max(17001, ctld_port + 1), nodes)
-    spec = LocalClusterSpec(
-        state_dir=state_dir,
-        nodes=nodes,
-        controller_port=ctld_port,
-        first_node_port=first_node_port,
-        hostname=socket.gethostname(),
-        accounting=localaccounting.new_spec(
-            state_dir,
-            munge_socket_for(state_dir),
-            database_port=_free_port_block(first_node_port + nodes, 1),
-            dbd_port=_free_port_block(first_node_port + nodes + 1, 1),
+    # Ports are chosen free here and taken only when the daemons start: one cluster at a
+    # time, so two starting at once (parallel test processes) cannot pick the same ones.
+    with machine_lock("localslurm"):
+        ctld_port = _free_port_block(16817, 1)
+        first_node_port = _free_port_block(max(17001, ctld_port + 1), nodes)
+        spec = LocalClusterSpec(
+            state_dir=state_dir,
+            nodes=nodes,
+            controller_port=ctld_port,
+            first_node_port=first_node_port,
+            hostname=socket.gethostname(),
+            accounting=_accounting_spec(state_dir, first_node_port + nodes) if accounting else None,
         )
-        if accounting
-        else None,
-    )
-    conf = state_dir / "slurm.conf"
-    write_atomic(conf, render_slurm_conf(spec).encode())
+        conf = state_dir / "slurm.conf"
+        write_atomic(conf, render_slurm_conf(spec).encode())
 
-    try:
-        _start_daemons(spec, conf, key)
-        _wait_until_idle(conf, nodes, timeout)
-    except BaseException:
-        down(state_dir, log=lambda line: None)  # stop whatever did start; leave no half cluster
-        raise
+        try:
+            _start_daemons(spec, conf, key)
+            _wait_until_idle(conf, nodes, timeout)
+        except BaseException:
+            down(state_dir, log=lambda line: None)  # stop whatever did start; leave no half cluster
+            raise
     log(f"local Slurm cluster up: {nodes} node(s), partitions {', '.join(PARTITIONS)}")
     log(f"  use it from a shell with: export SLURM_CONF={conf}")
     return conf
+
+
+def _accounting_spec(state_dir: Path, first_port: int) -> localaccounting.AccountingSpec:
+    """Free ports for MariaDB and slurmdbd at or above ``first_port``."""
+    database_port = _free_port_block(first_port, 1)
+    dbd_port = _free_port_block(database_port + 1, 1)
+    return localaccounting.new_spec(state_dir, munge_socket_for(state_dir), database_port, dbd_port)
 
 
 def _start_daemons(spec: LocalClusterSpec, conf: Path, key: Path) -> None:

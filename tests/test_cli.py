@@ -23,6 +23,10 @@ from sites.demo.server import DemoSite
 from sites.loader import SITES_DIR
 from tasks.store import database_url_for, table_rows
 
+# Commands run without PREFECT_API_URL start a Prefect server with its history in the
+# checkout's .state/prefect: one such test at a time.
+pytestmark = pytest.mark.xdist_group("checkout-state")
+
 
 @pytest.mark.parametrize(
     ("args", "env", "named"),
