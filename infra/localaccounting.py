@@ -89,8 +89,11 @@ def slurm_conf_lines(spec: AccountingSpec) -> list[str]:
     """What slurm.conf needs to send job records to this slurmdbd."""
     return [
         "AccountingStorageType=accounting_storage/slurmdbd",
-        "AccountingStorageHost=localhost",
+        "AccountingStorageHost=127.0.0.1",
         f"AccountingStoragePort={spec.dbd_port}",
+        # With slurmdbd this names the munge socket used to reach it (AuthInfo is not read
+        # for these connections); clients would otherwise look for the system's socket.
+        f"AccountingStoragePass={spec.munge_socket}",
     ]
 
 
@@ -146,14 +149,7 @@ def start(spec: AccountingSpec, slurm_conf: Path) -> None:
     # slurmdbd reads slurmdbd.conf from slurm.conf's directory.
     env = {**os.environ, "SLURM_CONF": str(slurm_conf)}
     run_command([_which("slurmdbd")], env=env, timeout=30, error=CommandError)
-    _wait(
-        lambda: run_command(
-            ["sacctmgr", "-n", "list", "cluster"], env=env, check=False, timeout=10,
-            error=CommandError,
-        ).returncode == 0,
-        "slurmdbd",
-        spec.state_dir / "log" / "slurmdbd.log",
-    )  # fmt: skip
+    _wait(lambda: _sacctmgr_answers(env), "slurmdbd", spec.state_dir / "log" / "slurmdbd.log")
 
 
 def register_cluster(slurm_conf: Path, cluster: str) -> None:
@@ -164,6 +160,12 @@ def register_cluster(slurm_conf: Path, cluster: str) -> None:
     ).stdout.split()
     if cluster not in listed:
         run_command(["sacctmgr", "-i", "add", "cluster", cluster], env=env, error=CommandError)
+
+
+def _sacctmgr_answers(env: dict[str, str]) -> bool:
+    listing = ["sacctmgr", "-n", "list", "cluster"]
+    proc = run_command(listing, env=env, check=False, timeout=10, error=CommandError)
+    return proc.returncode == 0
 
 
 def _answers(spec: AccountingSpec) -> bool:

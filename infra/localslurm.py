@@ -337,7 +337,7 @@ def _start_daemons(spec: LocalClusterSpec, conf: Path, key: Path) -> None:
         try:
             localaccounting.start(spec.accounting, conf)
             localaccounting.register_cluster(conf, CLUSTER_NAME)
-        except CommandError as exc:
+        except (CommandError, localaccounting.AccountingError) as exc:
             raise LocalClusterError(f"Slurm accounting did not start: {exc}") from exc
     run_slurm([_which("slurmctld") or "slurmctld", "-f", str(conf)])
     for name in spec.node_names:
