@@ -22,7 +22,7 @@ from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext, get_run_context
 from prefect.futures import PrefectFuture, as_completed
 from prefect.logging import get_run_logger
-from prefect.states import Completed, Failed
+from prefect.states import Completed, Crashed, Failed
 
 from flows.progress import ProgressArtifact
 from infra.runner import ProfileTaskRunner
@@ -115,11 +115,25 @@ def outcome(future: PrefectFuture[T]) -> tuple[T, None] | tuple[None, str]:
         return future.result(), None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        context = FlowRunContext.get()
-        runner = context.task_runner if context else None
-        if isinstance(exc, KilledWorker) and isinstance(runner, ProfileTaskRunner):
-            error = f"{error} {runner.lost_workers_report()}".rstrip()
+        if isinstance(exc, KilledWorker):
+            context = FlowRunContext.get()
+            runner = context.task_runner if context else None
+            if isinstance(runner, ProfileTaskRunner):
+                error = f"{error} {runner.lost_workers_report()}".rstrip()
+            _crash_task_run(future, error)
         return None, error
+
+
+def _crash_task_run(future: PrefectFuture[Any], message: str) -> None:
+    """Mark a task run whose workers all died Crashed: its engine died with the last of
+    them, so nobody else will, and the UI would show it Running for ever."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.set_task_run_state(future.task_run_id, Crashed(message=message), force=True)
+    except Exception as exc:  # the run's own failure is reported regardless
+        get_run_logger().warning("could not mark task run %s Crashed: %s", future.task_run_id, exc)
 
 
 @dataclass

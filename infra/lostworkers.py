@@ -99,6 +99,8 @@ class LostWorkerReporter:
         self.emit = emit
         self.allowed_failures = allowed_failures
         self.ends: list[JobEnd] = []
+        self._pending = 0  # losses taken from the plugin, not yet reported
+        self._lock = threading.Lock()
         self._known: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lost-workers", daemon=True)
@@ -112,23 +114,36 @@ class LostWorkerReporter:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def report(self) -> str:
-        """What Slurm said of every lost worker job so far, for a failure message."""
+    def report(self, wait: float = QUEUE_EXIT_TIMEOUT) -> str:
+        """What Slurm said of every lost worker job, for a failure message; waits up to
+        ``wait`` s for losses still being judged (a task given up on a lost worker fails the
+        moment Dask notices, before Slurm has said why)."""
+        deadline = time.monotonic() + wait
+        while self._busy() and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
         if not self.ends:
             return ""
         return "Dask worker jobs lost: " + "; ".join(describe(e, "job") for e in self.ends)
+
+    def _busy(self) -> bool:
+        with self._lock:
+            return bool(self._pending) or not self.plugin.lost.empty()
 
     def _run(self) -> None:
         pending: list[tuple[LostWorker, str | None]] = []
         while not self._stop.is_set():
             self._known.update(self.jobs())  # a lost job may leave the cluster's table soon
-            while True:
-                try:
-                    lost = self.plugin.lost.get_nowait()
-                except queue.Empty:
-                    break
-                pending.append((lost, job_of(lost.name, self._known)))
+            with self._lock:
+                while True:
+                    try:
+                        lost = self.plugin.lost.get_nowait()
+                    except queue.Empty:
+                        break
+                    pending.append((lost, job_of(lost.name, self._known)))
+                self._pending = len(pending)
             pending = [item for item in pending if not self._settle(*item)]
+            with self._lock:
+                self._pending = len(pending)
             self._stop.wait(POLL_SECONDS)
         for item in pending:
             self._settle(*item, final=True)

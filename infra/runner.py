@@ -32,6 +32,7 @@ import dask
 from distributed.security import Security
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
+from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from prefect.settings import PREFECT_API_URL
@@ -51,6 +52,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ADAPT_INTERVAL_SECONDS = 1.0
 RETIRE_TIMEOUT_SECONDS = 10.0  # for retired workers' jobs to end before the cluster closes
 WORKER_JOB_NAME = "auction-pipeline-worker"  # squeue's NAME; job logs are <name>-<jobid>.err
+TERMINATIONS = (TerminationSignal, KeyboardInterrupt, SystemExit)
 
 
 class WorkersUnavailable(RuntimeError):
@@ -425,7 +427,10 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
                     self._job_logs.stop()  # before the workers retire: no closing noise
                 if self._lost_workers is not None:
                     self._lost_workers.stop()
-                self._retire_workers()
+                # Signalled (cancel, walltime, SIGTERM) there are only Slurm's KillWait
+                # seconds left: cancel the worker jobs at once instead of retiring them.
+                if not (exc_type and issubclass(exc_type, TERMINATIONS)):
+                    self._retire_workers()
                 self._inner.__exit__(exc_type, exc_value, traceback)
         finally:
             if self._config is not None:

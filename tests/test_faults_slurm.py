@@ -132,6 +132,42 @@ def _warc_urls(data_root: Path, house: str) -> Counter[str]:
         )
 
 
+def test_a_task_whose_workers_keep_dying_fails_with_the_slurm_reason_after_the_bound(
+    slurm_conf: Path, prefect_api_url: str, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "data"
+    api = httpx.Client(base_url=prefect_api_url, timeout=30)
+    # The bound is Dask's allowed-failures (3 by default); 0 makes the first loss the last.
+    bound = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    with DemoSite(DemoConfig(latency=0.3)) as site:
+        since = dt.datetime.now(dt.UTC).isoformat()
+        run = _start_run(prefect_api_url, site, data_root, bound)
+        try:
+            task_run_id, house, job_id = _wait_for(
+                lambda: _running_scrape(api, since), 180, "a scrape task ran on a worker job"
+            )
+            _wait_for(lambda: site.request_count(f"/{house}/"), 60, f"{house} got requests")
+            run_slurm(["scancel", job_id])
+            run.wait(timeout=300)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        expected = _expected_lots(site)
+    assert run.returncode != 0
+    summary = json.loads((data_root.parent / "run.out").read_text())
+    assert summary["state"] == "FAILED"
+    # The site's failure names Dask's verdict and what Slurm did to the job...
+    error = summary["sites"][house]["error"]
+    assert error.startswith("scrape: KilledWorker"), error
+    assert f"job {job_id} on n" in error and "was cancelled" in error, error
+    # ...its task run is Crashed with the same text, not left Running...
+    task_run = api.get(f"/task_runs/{task_run_id}").json()
+    assert task_run["state_type"] == "CRASHED" and f"job {job_id}" in task_run["state"]["message"]
+    # ...and the other sites were collected and loaded.
+    lots, _ = _database(data_root)
+    assert lots == {(site_, lot) for site_, lot in expected if site_ != house}
+
+
 def _scraped(data_root: Path) -> set[str]:
     """The sites whose WARC of DAY is complete (it appears under its name only then)."""
     warcs = (data_root / "warc" / DAY.isoformat()).glob(f"*-{DAY.isoformat()}.warc.gz")
@@ -288,8 +324,8 @@ def test_a_lost_node_is_named_node_fail_and_its_work_is_redone_on_other_nodes(
 ) -> None:
     data_root = tmp_path / "data"
     api = httpx.Client(base_url=prefect_api_url, timeout=30)
-    # Slow enough that the redone scrape outlasts Slurm's node-failure detection (~30 s).
-    with DemoSite(DemoConfig(latency=0.6)) as site:
+    # Slow enough that the redone scrape outlasts Slurm's node-failure detection (~15 s).
+    with DemoSite(DemoConfig(latency=0.4)) as site:
         since = dt.datetime.now(dt.UTC).isoformat()
         run = _start_run(prefect_api_url, site, data_root)
         node = ""
