@@ -157,7 +157,7 @@ def parse_scontrol_jobs(text: str) -> list[JobRecord]:
     """
     records = []
     for line in text.splitlines():
-        if not line.strip():
+        if not line.strip() or line.strip() == "No jobs in the system":
             continue
         fields = dict(token.split("=", 1) for token in line.split() if "=" in token)
         if "JobId" not in fields:

@@ -228,7 +228,7 @@ class SlurmWorker(BaseWorker[SlurmJobConfiguration, SlurmVariables, SlurmWorkerR
             if not waiter.done():
                 await self._enforce_cancel(flow_run_id, job_id)
         end = await asyncio.to_thread(job_end, job_id)
-        await self._report(flow_run_id, end)
+        await self._report(flow_run_id, end, cancelled=job_id in self._cancelled)
         return SlurmWorkerResult(
             status_code=0 if end.state == "COMPLETED" else 1, identifier=job_id
         )
@@ -244,17 +244,19 @@ class SlurmWorker(BaseWorker[SlurmJobConfiguration, SlurmVariables, SlurmWorkerR
             self.get_flow_run_logger(flow_run).info("cancelling Slurm job %s", job_id)
             await asyncio.to_thread(run_slurm, ["scancel", job_id], check=False)
 
-    async def _report(self, flow_run_id: UUID, end: JobEnd) -> None:
-        """A job that ended abnormally under a run that is not final leaves it Crashed."""
+    async def _report(self, flow_run_id: UUID, end: JobEnd, cancelled: bool = False) -> None:
+        """A job that ended abnormally under a run that is not final leaves it Crashed; one
+        this worker scancelled because the run was being cancelled leaves it Cancelled (the
+        engine, signalled, cannot tell a cancel from a kill and reports itself Crashed)."""
         flow_run = await self.client.read_flow_run(flow_run_id)
         logger = self.get_flow_run_logger(flow_run)
         state = flow_run.state
         if not end.abnormal:
             return
         message = describe(end, "the flow run's Slurm job")
-        if state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED):
+        if cancelled or (state is not None and state.type == StateType.CANCELLING):
             logger.info(message)  # the cancel it was asked for
-            if state.type == StateType.CANCELLING:
+            if state is None or state.type != StateType.CANCELLED:
                 await self._mark_flow_run_as_cancelled(flow_run, {"message": message})
             return
         logger.error(message)

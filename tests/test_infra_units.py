@@ -54,6 +54,7 @@ SubmitTime=2026-11-21T18:58:01 StartTime=Unknown EndTime=Unknown NodeList=(null)
 
 
 def test_parse_scontrol_jobs() -> None:
+    assert parse_scontrol_jobs("No jobs in the system\n") == []  # `scontrol show job` of none
     done, pending = parse_scontrol_jobs(SCONTROL_OUTPUT)
     assert (done.job_id, done.name, done.state, done.nodes) == ("86", "wrap", "COMPLETED", "n1")
     assert done.submit == done.start == dt.datetime(2026, 11, 21, 18, 57, 31)
