@@ -553,6 +553,8 @@ def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
     message = run["state"]["message"]
     assert job.state == "TIMEOUT"
     assert f"Slurm job {job.job_id} on n" in message and "reached its walltime (TIMEOUT)" in message
+    # And it is reported: the notifier mails the Crashed run with the cause.
+    assert "reached its walltime (TIMEOUT)" in _mail_crashed(cli, env, tmp_path, run_id)
 
 
 def test_a_flow_run_job_over_its_memory_is_crashed_naming_out_of_memory(
