@@ -11,9 +11,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -89,6 +89,19 @@ def cli() -> Cli:
 
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Poll ``condition()`` until it returns something true, and return that; fail naming
+    ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"{what} within {timeout:g} s")
 
 
 def recorded_task_runs(

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from browser import headless_chromium
-from conftest import TERMINAL, recorded_task_runs
+from conftest import TERMINAL, recorded_task_runs, wait_for
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -307,17 +307,6 @@ def _process_of_flow_run(flow_run_id: str) -> int | None:
     return None
 
 
-def _wait_for(condition: Any, timeout: float, what: str) -> Any:
-    """Poll ``condition()`` once a second until it returns something true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(1)
-    raise AssertionError(f"{what} within {timeout:g} s")
-
-
 def _start_slow_run(env: dict[str, str], api: httpx.Client) -> tuple[str, int]:
     """Start a dev run against a slow site; once its tasks run: its id and flow process pid."""
     started = _run_dev(env, watch=False)
@@ -332,7 +321,7 @@ def _start_slow_run(env: dict[str, str], api: httpx.Client) -> tuple[str, int]:
         ).json()  # fmt: skip
         return _process_of_flow_run(run_id) if running else None
 
-    pid = _wait_for(running_flow_process, 180, "the flow run got to running tasks")
+    pid = wait_for(running_flow_process, 180, "the flow run got to running tasks")
     return run_id, pid
 
 
@@ -357,7 +346,7 @@ def test_a_killed_flow_process_ends_crashed_and_is_mailed(
     with slow as site, _worker(env, site.url, tmp_path / "worker.log"):
         run_id, pid = _start_slow_run(env, api)
         os.kill(pid, signal.SIGKILL)  # the flow process dies without a word; its worker lives
-        _wait_for(
+        wait_for(
             lambda: api.get(f"/flow_runs/{run_id}").json()["state_type"] == "CRASHED",
             120,
             "the run was marked CRASHED",
@@ -394,19 +383,19 @@ def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
                     "resource": {"id": [f"prefect.flow-run.{run_id}"]},
                 }
             }
-            _wait_for(
+            wait_for(
                 lambda: api.post("/events/filter", json=heartbeat).json()["events"],
                 60,
                 "the flow run sent a heartbeat",
             )
-            pid = _wait_for(lambda: _process_of_flow_run(run_id), 30, "found the flow process")
+            pid = wait_for(lambda: _process_of_flow_run(run_id), 30, "found the flow process")
             # The host is lost: worker and flow process die at once, nobody reports.
             with suppress(ProcessLookupError):
                 os.killpg(worker.pid, signal.SIGKILL)
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             lost = time.monotonic()
-            run = _wait_for(
+            run = wait_for(
                 lambda: (
                     (r := api.get(f"/flow_runs/{run_id}").json())["state_type"] == "CRASHED" and r
                 ),
@@ -437,19 +426,19 @@ def test_cancelling_a_run_from_the_api_leaves_no_slurm_job_of_it(
     assert not _worker_jobs(), "worker jobs of an earlier test are still queued"
     with DemoSite(DemoConfig(latency=0.3)) as site, _worker(env, site.url, tmp_path / "w.log"):
         run_id, _ = _start_slow_run(env, api)
-        jobs = _wait_for(_worker_jobs, 60, "the run's worker jobs are in squeue")
+        jobs = wait_for(_worker_jobs, 60, "the run's worker jobs are in squeue")
         # What the UI's Cancel button and `prefect flow-run cancel` do.
         cancel = api.post(f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}})
         assert cancel.status_code in (200, 201), cancel.text
         cancelled = time.monotonic()
-        _wait_for(
+        wait_for(
             lambda: api.get(f"/flow_runs/{run_id}").json()["state_type"] == "CANCELLED",
             90,
             "the run reached CANCELLED",
         )
-        _wait_for(lambda: not _worker_jobs(), 60, "no worker job left in squeue")
+        wait_for(lambda: not _worker_jobs(), 60, "no worker job left in squeue")
         gone_after = time.monotonic() - cancelled
-        _wait_for(lambda: _process_of_flow_run(run_id) is None, 30, "the flow process exited")
+        wait_for(lambda: _process_of_flow_run(run_id) is None, 30, "the flow process exited")
     # The run's own task runner cancelled them (Slurm keeps ended jobs for MinJobAge).
     assert {r.job_id: r.state for r in job_records(sorted(jobs))} == dict.fromkeys(
         jobs, "CANCELLED"
@@ -491,12 +480,12 @@ def test_a_flow_run_as_a_slurm_job_completes_and_a_restarted_worker_readopts_it(
             started = _run_dev(env, watch=False)
             assert started.returncode == 0, started.stderr
             run_id = _run_id(started)
-            _wait_for(
+            wait_for(
                 lambda: _state(api, run_id)["state_type"] == "RUNNING", 120, "the run's job runs"
             )
             os.killpg(first.pid, signal.SIGKILL)  # the worker dies; its run's job goes on
         with _worker(env, site.url, log, kind="slurm"):
-            run = _wait_for(
+            run = wait_for(
                 lambda: (r := _state(api, run_id))["state_type"] in TERMINAL and r,
                 300,
                 "the run ended",
@@ -504,7 +493,7 @@ def test_a_flow_run_as_a_slurm_job_completes_and_a_restarted_worker_readopts_it(
     assert run["state_type"] == "COMPLETED", run["state"]
     # One job for the run, submitted once and followed by the second worker; it ends as
     # soon as the engine has reported the final state and closed the Dask workers.
-    (job,) = _wait_for(
+    (job,) = wait_for(
         lambda: [j for j in _flow_jobs(run_id) if j.state != "RUNNING"], 30, "the job ended"
     )
     assert job.state == "COMPLETED" and str(run["infrastructure_pid"]) == job.job_id
@@ -532,10 +521,10 @@ def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
     ):
         started = _run_dev(env, watch=False)
         run_id = _run_id(started)
-        _wait_for(lambda: _flow_jobs(run_id), 60, "the run's job was submitted")
+        wait_for(lambda: _flow_jobs(run_id), 60, "the run's job was submitted")
         # The engine, signalled, marks the run Crashed first ("termination signal"); the
         # worker then names the cause once the job has left the queue.
-        run = _wait_for(
+        run = wait_for(
             lambda: (
                 (r := _state(api, run_id))["state_type"] in TERMINAL
                 and "TIMEOUT" in (r["state"]["message"] or "")
@@ -548,7 +537,7 @@ def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
         # Slurm checks time limits every 30 s, then allows KillWait (5 s here).
         assert job.start and job.end and (job.end - job.start).total_seconds() <= 60 + 30 + 10
         # Its Dask workers were cancelled on the way out, not left to time out (60 s).
-        _wait_for(lambda: not _worker_jobs(), 30, "no Dask worker job of the run left")
+        wait_for(lambda: not _worker_jobs(), 30, "no Dask worker job of the run left")
     assert run["state_type"] == "CRASHED", run["state"]
     message = run["state"]["message"]
     assert job.state == "TIMEOUT"
@@ -565,7 +554,7 @@ def test_a_flow_run_job_over_its_memory_is_crashed_naming_out_of_memory(
     api = httpx.Client(base_url=server, timeout=30)
     with DemoSite() as site, _worker(env, site.url, tmp_path / "worker.log", kind="slurm"):
         run_id = _run_id(_run_dev(env, watch=False))
-        run = _wait_for(
+        run = wait_for(
             lambda: (r := _state(api, run_id))["state_type"] in TERMINAL and r,
             120,
             "the run ended",
@@ -590,10 +579,10 @@ def test_cancelling_flow_runs_scancels_their_slurm_jobs_pending_or_running(
         )
         assert response.status_code in (200, 201), response.text
         cancelled = time.monotonic()
-        _wait_for(
+        wait_for(
             lambda: _state(api, run_id)["state_type"] == "CANCELLED", 90, f"{run_id} CANCELLED"
         )
-        _wait_for(lambda: not run_slurm(["squeue", "-h"]).stdout.strip(), 60, "an empty queue")
+        wait_for(lambda: not run_slurm(["squeue", "-h"]).stdout.strip(), 60, "an empty queue")
         return time.monotonic() - cancelled
 
     with (
@@ -603,13 +592,13 @@ def test_cancelling_flow_runs_scancels_their_slurm_jobs_pending_or_running(
         # Held in the queue by --begin: cancelled while PENDING.
         hold = ["--job-variable", 'extra_directives=["--begin=now+3600"]']
         held = _run_id(_run_dev(env, watch=False, parameters=hold))
-        (pending,) = _wait_for(lambda: _flow_jobs(held), 60, "the held run's job is queued")
+        (pending,) = wait_for(lambda: _flow_jobs(held), 60, "the held run's job is queued")
         assert pending.state == "PENDING"
         held_gone = cancel(held)
         # Then one cancelled while its tasks run on Dask workers (one run at a time: the
         # deployment's concurrency limit cancels a second one while the first is active).
         running = _run_id(_run_dev(env, watch=False))
-        _wait_for(_worker_jobs, 120, "the running run's Dask workers are queued")
+        wait_for(_worker_jobs, 120, "the running run's Dask workers are queued")
         running_gone = cancel(running)
     assert held_gone < 60 and running_gone < 60, (held_gone, running_gone)
     assert {job.state for run_id in (held, running) for job in _flow_jobs(run_id)} == {"CANCELLED"}

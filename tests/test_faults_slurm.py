@@ -18,14 +18,15 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from conftest import CLI, REPO_ROOT
+from conftest import CLI, REPO_ROOT, wait_for
 from warcio.archiveiterator import ArchiveIterator
 
 from infra import localslurm
@@ -37,17 +38,6 @@ from sites.demo.server import DemoSite
 pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
 
 DAY = date(2026, 3, 14)
-T = TypeVar("T")
-
-
-def _wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout:g} s")
 
 
 def _start_run(
@@ -92,6 +82,40 @@ def _running_scrape(api: httpx.Client, since: str) -> tuple[str, str, str] | Non
             if match := re.match(r"running in Slurm job (\d+)", log["message"]):
                 return task_run["id"], task_run["name"].removeprefix("scrape-"), match[1]
     return None
+
+
+@dataclass(frozen=True)
+class MidScrape:
+    """A run caught while a site's scrape runs on a worker job and has fetched pages."""
+
+    run: subprocess.Popen[str]
+    task_run_id: str
+    house: str
+    job_id: str
+    fetched: int
+
+
+@contextlib.contextmanager
+def _mid_scrape(
+    prefect_api_url: str,
+    site: DemoSite,
+    data_root: Path,
+    api: httpx.Client,
+    env: dict[str, str] | None = None,
+) -> Iterator[MidScrape]:
+    """Start the run; yield once a scrape runs on a worker job and has sent requests. The
+    run is killed on the way out if the test has not waited for it."""
+    since = dt.datetime.now(dt.UTC).isoformat()
+    run = _start_run(prefect_api_url, site, data_root, env)
+    try:
+        task_run_id, house, job_id = wait_for(
+            lambda: _running_scrape(api, since), 180, "a scrape task ran on a worker job"
+        )
+        fetched = wait_for(lambda: site.request_count(f"/{house}/"), 60, f"{house} got requests")
+        yield MidScrape(run, task_run_id, house, job_id, fetched)
+    finally:
+        if run.poll() is None:
+            run.kill()
 
 
 def _task_run_jobs(api: httpx.Client, task_run_id: str) -> list[str]:
@@ -139,20 +163,14 @@ def test_a_task_whose_workers_keep_dying_fails_with_the_slurm_reason_after_the_b
     api = httpx.Client(base_url=prefect_api_url, timeout=30)
     # The bound is Dask's allowed-failures (3 by default); 0 makes the first loss the last.
     bound = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
-    with DemoSite(DemoConfig(latency=0.3)) as site:
-        since = dt.datetime.now(dt.UTC).isoformat()
-        run = _start_run(prefect_api_url, site, data_root, bound)
-        try:
-            task_run_id, house, job_id = _wait_for(
-                lambda: _running_scrape(api, since), 180, "a scrape task ran on a worker job"
-            )
-            _wait_for(lambda: site.request_count(f"/{house}/"), 60, f"{house} got requests")
-            run_slurm(["scancel", job_id])
-            run.wait(timeout=300)
-        finally:
-            if run.poll() is None:
-                run.kill()
+    with (
+        DemoSite(DemoConfig(latency=0.3)) as site,
+        _mid_scrape(prefect_api_url, site, data_root, api, bound) as mid,
+    ):
+        run_slurm(["scancel", mid.job_id])
+        mid.run.wait(timeout=300)
         expected = _expected_lots(site)
+    run, task_run_id, house, job_id = mid.run, mid.task_run_id, mid.house, mid.job_id
     assert run.returncode != 0
     summary = json.loads((data_root.parent / "run.out").read_text())
     assert summary["state"] == "FAILED"
@@ -184,23 +202,15 @@ def test_a_worker_job_scancelled_mid_scrape_has_its_site_redone_once(
 ) -> None:
     data_root = tmp_path / "data"
     api = httpx.Client(base_url=prefect_api_url, timeout=30)
-    with DemoSite(DemoConfig(latency=0.3)) as site:
-        since = dt.datetime.now(dt.UTC).isoformat()
-        run = _start_run(prefect_api_url, site, data_root)
-        try:
-            task_run_id, house, job_id = _wait_for(
-                lambda: _running_scrape(api, since), 180, "a scrape task ran on a worker job"
-            )
-            fetched_before_kill = _wait_for(
-                lambda: site.request_count(f"/{house}/"), 60, f"{house} got lot requests"
-            )
-            run_slurm(["scancel", job_id])
-            summary = _finish(run, data_root)
-        finally:
-            if run.poll() is None:
-                run.kill()
-        requests_to_house = site.request_count(f"/{house}/")
+    with (
+        DemoSite(DemoConfig(latency=0.3)) as site,
+        _mid_scrape(prefect_api_url, site, data_root, api) as mid,
+    ):
+        run_slurm(["scancel", mid.job_id])
+        summary = _finish(mid.run, data_root)
+        requests_to_house = site.request_count(f"/{mid.house}/")
         expected = _expected_lots(site)
+    task_run_id, house, job_id = mid.task_run_id, mid.house, mid.job_id
 
     assert summary["state"] == "COMPLETED", summary
     # Slurm cancelled the job mid-scrape...
@@ -212,7 +222,7 @@ def test_a_worker_job_scancelled_mid_scrape_has_its_site_redone_once(
     assert task_run["state_type"] == "COMPLETED" and task_run["run_count"] == 1
     assert _task_run_jobs(api, task_run_id)[0] == job_id
     assert len(set(_task_run_jobs(api, task_run_id))) == 2  # redone in another job
-    assert requests_to_house > fetched_before_kill  # the redo fetched again
+    assert requests_to_house > mid.fetched  # the redo fetched again
 
     # Output complete and not duplicated: every lot once, one observation each, and the
     # site's WARC holds each URL once (the killed attempt's partial file is gone).
@@ -231,7 +241,7 @@ def test_a_killed_flow_process_is_rerun_reusing_the_sites_it_finished(
     with DemoSite(DemoConfig(latency=0.2)) as site:
         run = _start_run(prefect_api_url, site, data_root)
         try:
-            _wait_for(lambda: _scraped(data_root), 240, "a site's scrape finished")
+            wait_for(lambda: _scraped(data_root), 240, "a site's scrape finished")
             run.send_signal(signal.SIGKILL)  # the flow process dies without a word
             run.wait(timeout=30)
         finally:
@@ -326,24 +336,18 @@ def test_a_lost_node_is_named_node_fail_and_its_work_is_redone_on_other_nodes(
     api = httpx.Client(base_url=prefect_api_url, timeout=30)
     # Slow enough that the redone scrape outlasts Slurm's node-failure detection (~15 s).
     with DemoSite(DemoConfig(latency=0.4)) as site:
-        since = dt.datetime.now(dt.UTC).isoformat()
-        run = _start_run(prefect_api_url, site, data_root)
         node = ""
         try:
-            task_run_id, house, job_id = _wait_for(
-                lambda: _running_scrape(api, since), 180, "a scrape task ran on a worker job"
-            )
-            _wait_for(lambda: site.request_count(f"/{house}/"), 60, f"{house} got requests")
-            (record,) = job_records([job_id])
-            node = record.nodes
-            assert len(_kill_node(slurm_conf.parent, node)) > 1
-            summary = _finish(run, data_root)
+            with _mid_scrape(prefect_api_url, site, data_root, api) as mid:
+                (record,) = job_records([mid.job_id])
+                node = record.nodes
+                assert len(_kill_node(slurm_conf.parent, node)) > 1
+                summary = _finish(mid.run, data_root)
         finally:
-            if run.poll() is None:
-                run.kill()
             if node:
                 localslurm.start_node(slurm_conf.parent, node)
         expected = _expected_lots(site)
+    task_run_id, job_id = mid.task_run_id, mid.job_id
 
     assert summary["state"] == "COMPLETED", summary
     # Slurm itself records CANCELLED: dask-jobqueue cancelled the job of the worker it lost
@@ -387,20 +391,14 @@ def test_with_accounting_a_cancelled_worker_job_is_named_with_who_cancelled_it(
     monkeypatch.setenv("SLURM_CONF", str(accounting_conf))  # this test's commands and the run
     data_root = tmp_path / "data"
     api = httpx.Client(base_url=prefect_api_url, timeout=30)
-    with DemoSite(DemoConfig(latency=0.3)) as site:
-        since = dt.datetime.now(dt.UTC).isoformat()
-        run = _start_run(prefect_api_url, site, data_root)
-        try:
-            _, house, job_id = _wait_for(
-                lambda: _running_scrape(api, since), 180, "a scrape task ran on a worker job"
-            )
-            _wait_for(lambda: site.request_count(f"/{house}/"), 60, f"{house} got requests")
-            run_slurm(["scancel", job_id])
-            summary = _finish(run, data_root)
-        finally:
-            if run.poll() is None:
-                run.kill()
+    with (
+        DemoSite(DemoConfig(latency=0.3)) as site,
+        _mid_scrape(prefect_api_url, site, data_root, api) as mid,
+    ):
+        run_slurm(["scancel", mid.job_id])
+        summary = _finish(mid.run, data_root)
         expected = _expected_lots(site)
+    job_id = mid.job_id
     assert summary["state"] == "COMPLETED", summary
     # Slurm's accounting keeps the job and who cancelled it (root here: uid 0)...
     (record,) = [r for r in accounted_jobs([job_id]) or [] if r.job_id == job_id]
