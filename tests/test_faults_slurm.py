@@ -174,16 +174,19 @@ def test_a_task_whose_workers_keep_dying_fails_with_the_slurm_reason_after_the_b
     assert run.returncode != 0
     summary = json.loads((data_root.parent / "run.out").read_text())
     assert summary["state"] == "FAILED"
-    # The site's failure names Dask's verdict and what Slurm did to the job...
-    error = summary["sites"][house]["error"]
-    assert error.startswith("scrape: KilledWorker"), error
-    assert f"job {job_id} on n" in error and "was cancelled" in error, error
+    # The site's failure names Dask's verdict and what Slurm did to the job (so does any
+    # other site whose task Dask had already assigned to that worker)...
+    failed = {name: row["error"] for name, row in summary["sites"].items() if row["error"]}
+    assert house in failed and len(failed) < len(summary["sites"]), failed
+    for error in failed.values():
+        assert error.startswith("scrape: KilledWorker"), error
+        assert f"job {job_id} on n" in error and "was cancelled" in error, error
     # ...its task run is Crashed with the same text, not left Running...
     task_run = api.get(f"/task_runs/{task_run_id}").json()
     assert task_run["state_type"] == "CRASHED" and f"job {job_id}" in task_run["state"]["message"]
     # ...and the other sites were collected and loaded.
     lots, _ = _database(data_root)
-    assert lots == {(site_, lot) for site_, lot in expected if site_ != house}
+    assert lots == {(name, lot) for name, lot in expected if name not in failed}
 
 
 def _scraped(data_root: Path) -> set[str]:
@@ -289,10 +292,11 @@ def test_work_outlasting_a_worker_jobs_one_minute_walltime_continues_on_replacem
     assert summary["state"] == "COMPLETED", summary
     jobs = {job["job_id"] for job in summary["slurm_jobs"]}
     records = job_records(sorted(jobs))
-    # The work went on in replacement jobs; each job left before Slurm's limit (retired, so
-    # Slurm says COMPLETED, never TIMEOUT) and within its minute.
+    # The work went on in replacement jobs; each job left before Slurm's limit: retired
+    # (COMPLETED), or cancelled by adapt or the run's end once retired, never TIMEOUT.
     assert len(records) >= 2, records
-    assert {r.state for r in records} == {"COMPLETED"}, records
+    assert {r.state for r in records} <= {"COMPLETED", "CANCELLED"}, records
+    assert "COMPLETED" in {r.state for r in records}, records
     assert all(r.start and r.end and (r.end - r.start).total_seconds() <= 60 for r in records)
     assert elapsed > 60  # more than one job's walltime of work
     lots, observations = _database(data_root)
