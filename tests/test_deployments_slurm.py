@@ -343,15 +343,19 @@ def test_a_killed_flow_process_ends_crashed_and_is_mailed(
     assert cli("deploy", env=env, timeout=120).returncode == 0
     api = httpx.Client(base_url=server, timeout=30)
     slow = DemoSite(DemoConfig(latency=0.3))  # slow enough to kill the run mid-way
-    with slow as site, _worker(env, site.url, tmp_path / "worker.log"):
-        run_id, pid = _start_slow_run(env, api)
-        os.kill(pid, signal.SIGKILL)  # the flow process dies without a word; its worker lives
-        wait_for(
-            lambda: api.get(f"/flow_runs/{run_id}").json()["state_type"] == "CRASHED",
-            120,
-            "the run was marked CRASHED",
-        )
-    _mail_crashed(cli, env, tmp_path, run_id)
+    try:
+        with slow as site, _worker(env, site.url, tmp_path / "worker.log"):
+            run_id, pid = _start_slow_run(env, api)
+            os.kill(pid, signal.SIGKILL)  # the flow process dies without a word; its worker lives
+            wait_for(
+                lambda: api.get(f"/flow_runs/{run_id}").json()["state_type"] == "CRASHED",
+                120,
+                "the run was marked CRASHED",
+            )
+        _mail_crashed(cli, env, tmp_path, run_id)
+    finally:
+        # Its Dask workers lost their scheduler; do not leave them to time out in the queue.
+        run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
 
 
 def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
@@ -423,10 +427,10 @@ def test_cancelling_a_run_from_the_api_leaves_no_slurm_job_of_it(
     env = _dev_env(server, tmp_path / "dev-data")
     assert cli("deploy", env=env, timeout=120).returncode == 0
     api = httpx.Client(base_url=server, timeout=30)
-    assert not _worker_jobs(), "worker jobs of an earlier test are still queued"
+    earlier = _worker_jobs()  # an earlier test's killed run may leave some to time out
     with DemoSite(DemoConfig(latency=0.3)) as site, _worker(env, site.url, tmp_path / "w.log"):
         run_id, _ = _start_slow_run(env, api)
-        jobs = wait_for(_worker_jobs, 60, "the run's worker jobs are in squeue")
+        jobs = wait_for(lambda: _worker_jobs() - earlier, 60, "the run's worker jobs are queued")
         # What the UI's Cancel button and `prefect flow-run cancel` do.
         cancel = api.post(f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}})
         assert cancel.status_code in (200, 201), cancel.text
@@ -436,7 +440,7 @@ def test_cancelling_a_run_from_the_api_leaves_no_slurm_job_of_it(
             90,
             "the run reached CANCELLED",
         )
-        wait_for(lambda: not _worker_jobs(), 60, "no worker job left in squeue")
+        wait_for(lambda: not _worker_jobs() & jobs, 60, "no worker job of the run left")
         gone_after = time.monotonic() - cancelled
         wait_for(lambda: _process_of_flow_run(run_id) is None, 30, "the flow process exited")
     # The run's own task runner cancelled them (Slurm keeps ended jobs for MinJobAge).
@@ -515,6 +519,7 @@ def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
     env = _slurm_env(server, tmp_path / "dev-data", AUCTION_PIPELINE_DEV_FLOW_TIME="00:01:00")
     assert cli("deploy", env=env, timeout=120).returncode == 0
     api = httpx.Client(base_url=server, timeout=30)
+    earlier = _worker_jobs()
     with (
         DemoSite(DemoConfig(latency=0.6)) as site,
         _worker(env, site.url, tmp_path / "worker.log", kind="slurm"),
@@ -537,7 +542,7 @@ def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
         # Slurm checks time limits every 30 s, then allows KillWait (5 s here).
         assert job.start and job.end and (job.end - job.start).total_seconds() <= 60 + 30 + 10
         # Its Dask workers were cancelled on the way out, not left to time out (60 s).
-        wait_for(lambda: not _worker_jobs(), 30, "no Dask worker job of the run left")
+        wait_for(lambda: not _worker_jobs() - earlier, 30, "no Dask worker job of the run left")
     assert run["state_type"] == "CRASHED", run["state"]
     message = run["state"]["message"]
     assert job.state == "TIMEOUT"
@@ -573,6 +578,8 @@ def test_cancelling_flow_runs_scancels_their_slurm_jobs_pending_or_running(
     assert cli("deploy", env=env, timeout=120).returncode == 0
     api = httpx.Client(base_url=server, timeout=30)
 
+    earlier = set(run_slurm(["squeue", "-h", "-o", "%i"]).stdout.split())
+
     def cancel(run_id: str) -> float:
         response = api.post(
             f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}}
@@ -582,7 +589,11 @@ def test_cancelling_flow_runs_scancels_their_slurm_jobs_pending_or_running(
         wait_for(
             lambda: _state(api, run_id)["state_type"] == "CANCELLED", 90, f"{run_id} CANCELLED"
         )
-        wait_for(lambda: not run_slurm(["squeue", "-h"]).stdout.strip(), 60, "an empty queue")
+        wait_for(
+            lambda: not set(run_slurm(["squeue", "-h", "-o", "%i"]).stdout.split()) - earlier,
+            60,
+            "no job of the run left in squeue",
+        )
         return time.monotonic() - cancelled
 
     with (
@@ -598,7 +609,7 @@ def test_cancelling_flow_runs_scancels_their_slurm_jobs_pending_or_running(
         # Then one cancelled while its tasks run on Dask workers (one run at a time: the
         # deployment's concurrency limit cancels a second one while the first is active).
         running = _run_id(_run_dev(env, watch=False))
-        wait_for(_worker_jobs, 120, "the running run's Dask workers are queued")
+        wait_for(lambda: _worker_jobs() - earlier, 120, "the running run's Dask workers are queued")
         running_gone = cancel(running)
     assert held_gone < 60 and running_gone < 60, (held_gone, running_gone)
     assert {job.state for run_id in (held, running) for job in _flow_jobs(run_id)} == {"CANCELLED"}
