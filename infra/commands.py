@@ -7,6 +7,7 @@ Each family of commands gets its own error subclass (``SlurmCommandError``,
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,3 +65,8 @@ def run_command(
     if check and proc.returncode != 0:
         raise error(argv, proc.returncode, proc.stdout, proc.stderr)
     return proc
+
+
+def find_program(program: str) -> str | None:
+    """A program on PATH or in the sbin directories a non-login shell may lack."""
+    return shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")

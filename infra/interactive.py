@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,9 @@ from infra.runner import (
     local_cluster_kwargs,
     retire_all_workers,
     slurm_cluster_kwargs,
+    worker_jobs,
 )
-from infra.slurm import SlurmCommandError, queued_jobs, run_slurm
+from infra.slurm import SlurmCommandError, run_slurm, wait_until_gone
 from infra.tls import run_security
 from tasks.storage import DataRoot, default_data_root
 
@@ -122,24 +122,20 @@ def _connect(cluster: Any) -> Client:
 
 
 def _job_ids(cluster: Any) -> set[str]:
-    return {str(job.job_id) for job in list(cluster.workers.values()) if job.job_id}
+    return set(worker_jobs(cluster).values())
 
 
 def _drain_queue(job_ids: list[str], log: Callable[[str], None]) -> None:
     """Wait until the jobs left squeue; cancel any still there after the wait."""
     if not job_ids:
         return
-    deadline = time.monotonic() + QUEUE_DRAIN_SECONDS
-    left = job_ids
-    while time.monotonic() < deadline:
-        try:
-            left = [job.job_id for job in queued_jobs(job_ids)]
-        except SlurmCommandError as exc:
-            log(f"could not check that worker jobs {', '.join(job_ids)} ended: {exc}")
-            return
-        if not left:
-            log(f"worker jobs {', '.join(job_ids)} ended; none left in the queue")
-            return
-        time.sleep(1)
+    try:
+        left = wait_until_gone(job_ids, QUEUE_DRAIN_SECONDS)
+    except SlurmCommandError as exc:
+        log(f"could not check that worker jobs {', '.join(job_ids)} ended: {exc}")
+        return
+    if not left:
+        log(f"worker jobs {', '.join(job_ids)} ended; none left in the queue")
+        return
     log(f"cancelling worker jobs still queued after close: {', '.join(left)}")
     run_slurm(["scancel", *left], check=False)

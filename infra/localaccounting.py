@@ -21,7 +21,7 @@ from pathlib import Path
 
 from infra.apt import install_packages
 from infra.atomic import write_atomic
-from infra.commands import CommandError, run_command
+from infra.commands import CommandError, find_program, run_command
 
 PACKAGES = {"mariadbd": "mariadb-server", "slurmdbd": "slurmdbd"}
 DATABASE = "slurm_acct_db"
@@ -98,15 +98,12 @@ def slurm_conf_lines(spec: AccountingSpec) -> list[str]:
 
 
 def _which(program: str) -> str:
-    for directory in ("/usr/sbin", "/usr/bin", "/sbin"):
-        if os.access(f"{directory}/{program}", os.X_OK):
-            return f"{directory}/{program}"
-    return program
+    return find_program(program) or program
 
 
 def ensure_packages(log: Callable[[str], None] = print) -> None:
     """Install mariadb-server and slurmdbd with apt if absent."""
-    missing = [pkg for prog, pkg in PACKAGES.items() if _which(prog) == prog]
+    missing = [pkg for prog, pkg in PACKAGES.items() if find_program(prog) is None]
     install_packages(missing, why="Slurm accounting (sacct)", error=CommandError, log=log)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from infra import localaccounting
 from infra.apt import PackagesMissing, install_packages
 from infra.atomic import write_atomic
-from infra.commands import CommandError
+from infra.commands import CommandError, find_program
 from infra.locks import machine_lock
 from infra.slurm import SQUEUE_FORMAT, SlurmCommandError, node_states, parse_squeue, run_slurm
 
@@ -173,18 +173,13 @@ def _free_port_block(start: int, count: int) -> int:
 
 def ensure_packages(log: Callable[[str], None] = print) -> None:
     """Install Debian's slurmctld, slurmd, slurm-client and munge with apt if absent."""
-    missing = sorted({pkg for prog, pkg in PACKAGES.items() if not _which(prog)})
+    missing = sorted({pkg for prog, pkg in PACKAGES.items() if not find_program(prog)})
     if not missing:
         return
     try:
         install_packages(missing, why="the local Slurm cluster", error=SlurmCommandError, log=log)
     except PackagesMissing as exc:
         raise LocalClusterError(f"{exc}, then run `auction-pipeline cluster up` again") from None
-
-
-def _which(program: str) -> str | None:
-    """Find a program on PATH or in the sbin directories a non-login shell may lack."""
-    return shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
 
 
 def _pid_files(state_dir: Path) -> list[Path]:
@@ -322,7 +317,7 @@ def _accounting_spec(state_dir: Path, first_port: int) -> localaccounting.Accoun
 def _start_daemons(spec: LocalClusterSpec, conf: Path, key: Path) -> None:
     """Start munged, slurmctld and one slurmd per virtual node; each forks into background."""
     state_dir = spec.state_dir
-    munged = _which("munged") or "munged"
+    munged = find_program("munged") or "munged"
     run_slurm(
         [
             munged,
@@ -339,16 +334,16 @@ def _start_daemons(spec: LocalClusterSpec, conf: Path, key: Path) -> None:
             localaccounting.register_cluster(conf, CLUSTER_NAME)
         except (CommandError, localaccounting.AccountingError) as exc:
             raise LocalClusterError(f"Slurm accounting did not start: {exc}") from exc
-    run_slurm([_which("slurmctld") or "slurmctld", "-f", str(conf)])
+    run_slurm([find_program("slurmctld") or "slurmctld", "-f", str(conf)])
     for name in spec.node_names:
-        run_slurm([_which("slurmd") or "slurmd", "-f", str(conf), "-N", name])
+        run_slurm([find_program("slurmd") or "slurmd", "-f", str(conf), "-N", name])
 
 
 def start_node(state_dir: Path, node: str, timeout: float = 60.0) -> None:
     """Start the ``slurmd`` of one virtual node again (after a node-failure drill) and wait
     until Slurm takes jobs on it (``ReturnToService=2`` returns a DOWN node that registers)."""
     conf = state_dir.resolve() / "slurm.conf"
-    run_slurm([_which("slurmd") or "slurmd", "-f", str(conf), "-N", node])
+    run_slurm([find_program("slurmd") or "slurmd", "-f", str(conf), "-N", node])
     env = {**os.environ, "SLURM_CONF": str(conf)}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -141,14 +141,25 @@ class LostWorkerReporter:
                         break
                     pending.append((lost, job_of(lost.name, self._known)))
                 self._pending = len(pending)
-            pending = [item for item in pending if not self._settle(*item)]
+            queued = self._queued([job for _, job in pending if job is not None])
+            pending = [item for item in pending if not self._settle(*item, queued=queued)]
             with self._lock:
                 self._pending = len(pending)
             self._stop.wait(POLL_SECONDS)
         for item in pending:
-            self._settle(*item, final=True)
+            self._settle(*item, queued=set(), final=True)
 
-    def _settle(self, lost: LostWorker, job_id: str | None, final: bool = False) -> bool:
+    @staticmethod
+    def _queued(job_ids: list[str]) -> set[str]:
+        """Which of the lost workers' jobs Slurm still lists (one squeue for all)."""
+        try:
+            return {job.job_id for job in queued_jobs(job_ids)}
+        except SlurmCommandError:
+            return set()  # judge them now with what Slurm keeps
+
+    def _settle(
+        self, lost: LostWorker, job_id: str | None, queued: set[str], final: bool = False
+    ) -> bool:
         """Report the loss once its job has left the queue (or waited long enough, or the
         run is ending)."""
         tasks = ", ".join(sorted({_task_label(t) for t in lost.tasks})) or "no task"
@@ -159,11 +170,7 @@ class LostWorkerReporter:
         if job_id is None:
             self.emit(logging.WARNING, f"lost Dask worker {lost.name} ({lost.address}); {redo}")
             return True
-        try:
-            still_queued = bool(queued_jobs([job_id]))
-        except SlurmCommandError:
-            still_queued = False
-        if still_queued and time.time() - lost.when < QUEUE_EXIT_TIMEOUT and not final:
+        if job_id in queued and time.time() - lost.when < QUEUE_EXIT_TIMEOUT and not final:
             return False
         try:
             end = job_end(job_id, self.stderr_file(job_id))

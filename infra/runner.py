@@ -215,6 +215,16 @@ def explain_missing_workers(
     return " ".join(parts)
 
 
+def worker_jobs(cluster: Any) -> dict[str, str]:
+    """The cluster's worker jobs: spec name -> Slurm job id (none for a LocalCluster, and
+    none for a job not yet submitted)."""
+    return {
+        name: str(job.job_id)
+        for name, job in list(cluster.workers.items())
+        if getattr(job, "job_id", None)
+    }
+
+
 def retire_all_workers(client: Any, job_ids: list[str]) -> None:
     """Let every worker leave cleanly and its job end before the cluster closes, so closing
     logs no broken connection per worker (over TLS, a traceback each) and cancels nothing
@@ -358,7 +368,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         self._job_logs = JobLogForwarder(
             log_directory,
             WORKER_JOB_NAME,
-            job_ids=lambda: [job.job_id for job in list(cluster.workers.values()) if job.job_id],
+            job_ids=lambda: list(worker_jobs(cluster).values()),
             emit=logger.log,
         )
         self._job_logs.start()
@@ -372,9 +382,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         try:
             client.wait_for_workers(1, timeout=profile.worker_start_timeout)
         except TimeoutError:
-            job_ids = [
-                str(job.job_id) for job in cluster.workers.values() if getattr(job, "job_id", None)
-            ]
+            job_ids = list(worker_jobs(cluster).values())
             raise WorkersUnavailable(
                 explain_missing_workers(profile, job_ids, cluster.scheduler_address, log_directory)
             ) from None
@@ -389,11 +397,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         cluster.sync(add_plugin)
         reporter = LostWorkerReporter(
             plugin,
-            jobs=lambda: {
-                name: str(job.job_id)
-                for name, job in list(cluster.workers.items())
-                if getattr(job, "job_id", None)
-            },
+            jobs=lambda: worker_jobs(cluster),
             stderr_file=lambda job_id: log_directory / f"{WORKER_JOB_NAME}-{job_id}.err",
             emit=logger.log,
             allowed_failures=int(dask.config.get("distributed.scheduler.allowed-failures")),
@@ -410,13 +414,8 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
         if client is None or client.status != "running":
             return
         cluster: Any = self._inner._cluster if self._inner is not None else None
-        job_ids = [
-            str(job.job_id)
-            for job in list(cluster.workers.values())
-            if getattr(job, "job_id", None)
-        ]  # none for a LocalCluster
         try:
-            retire_all_workers(client, job_ids)
+            retire_all_workers(client, list(worker_jobs(cluster).values()))
         except Exception as exc:  # closing goes on regardless; say why it was not graceful
             self.logger.debug("could not retire workers before closing: %s", exc)
 

@@ -197,7 +197,7 @@ def _scraped(data_root: Path) -> set[str]:
 
 def _leftovers(data_root: Path) -> list[Path]:
     """Temp files a killed writer could leave: none may remain after a completed run."""
-    return [p for p in data_root.rglob(".*") if p.is_file() and not p.name.startswith(".dask")]
+    return [p for p in data_root.rglob(".*") if p.is_file()]
 
 
 def test_a_worker_job_scancelled_mid_scrape_has_its_site_redone_once(
