@@ -35,6 +35,7 @@ from tasks.storage import DataRoot
 from tasks.store import (
     DatabaseConnectionError,
     LoadReport,
+    check_database,
     database_url_for,
     load_day,
     recent_lot_counts,
@@ -162,10 +163,12 @@ class Run:
         warning = DataRoot(data_root).prepare()
         if warning:
             get_run_logger().warning(warning)
+        database_url = database_url_for(data_root)
+        check_database(database_url)  # unreachable or damaged: said now, not after the crawl
         return cls(
             day=day,
             data_root=str(data_root),
-            database_url=database_url_for(data_root),
+            database_url=database_url,
             flow_run_id=str(context.flow_run.id),
             flow_name=context.flow.name if context.flow else "",
             sites={s.name: s for s in load_sites(sites)},
@@ -207,6 +210,8 @@ class Run:
             self.database_url,
         ).result()
         self.places.append(self.loaded.place)
+        for name, why in self.loaded.failed_sites.items():
+            self.failures[name] = f"load: {why}"
         self.archived = archive_task.submit(
             self.day, self.data_root, self.database_url, self.flow_run_id, self.places
         ).result()

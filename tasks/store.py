@@ -1,4 +1,4 @@
-"""Load the day's clean lots into the database: one writer, one transaction, idempotent.
+"""Load the day's clean lots into the database: one writer, one transaction per site, idempotent.
 
 Workers never touch the database; they write per-site files and this single loader reads
 them. The schema is SQLAlchemy Core, and one upsert path serves SQLite (the default, a file in
@@ -10,6 +10,12 @@ Re-loading a day changes nothing: lots are keyed (site, lot_key) with first_seen
 observations are append-only, keyed (site, lot_key, crawl_date). Reprocessing a day after a
 selector fix replaces that day's observations; a lot's latest state comes from its most recent
 crawl, so loading an older day afterwards does not overwrite it.
+
+Each site loads in its own transaction, after its rows are checked against what the columns
+can hold: a site whose rows the database would refuse (an amount too large for Numeric(18, 2),
+a lot number beyond a 32-bit integer, a NUL character PostgreSQL refuses in text) fails alone,
+with the lot URL, field and value named, and the other sites load. An SQLite file that is
+empty or damaged is refused before anything is written, never taken for a new database.
 
 Money is exact: ``Numeric(18, 2)`` on PostgreSQL and decimal text on SQLite, where SQLAlchemy's
 Numeric goes through a float and rounds ``9999999999999999.99`` to ``10000000000000000.00``.
@@ -27,6 +33,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import (
     Boolean,
     Column,
@@ -65,6 +72,8 @@ from tasks.runinfo import RunPlace, where_am_i
 DATABASE_URL_ENV = "AUCTION_PIPELINE_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
+SQLITE_FILE_NAME = "auction.sqlite"
+SQLITE_HEADER = b"SQLite format 3\x00"
 _CENT = Decimal("0.01")
 _MAX_MONEY = Decimal("1e16")  # Numeric(18, 2): 16 digits before the point
 
@@ -72,6 +81,22 @@ _MAX_MONEY = Decimal("1e16")  # Numeric(18, 2): 16 digits before the point
 class DatabaseConnectionError(RuntimeError):
     """The database could not be opened; the message names the URL (password hidden) and
     what to check."""
+
+
+class DatabaseDamagedError(DatabaseConnectionError):
+    """The database file exists but is empty, not SQLite, or fails SQLite's integrity check.
+
+    Never repaired or replaced by the pipeline: the message names the file and how to restore
+    it (the day's archive bags hold each day's tables).
+    """
+
+
+class DatabaseError(RuntimeError):
+    """A statement failed; the message is the database's own first line, never the SQL."""
+
+
+class UnstorableValueError(ValueError):
+    """A lot's value does not fit its column; the message names site, lot URL, field, value."""
 
 
 class Money(TypeDecorator[Decimal]):
@@ -206,12 +231,22 @@ class LoadReport:
     new_lots: int
     lots_total: int
     new_lots_by_site: dict[str, int] = field(default_factory=dict)
+    # Sites left as they were in the database, with the reason (their rows did not fit).
+    failed_sites: dict[str, str] = field(default_factory=dict)
     place: RunPlace = field(default_factory=where_am_i)
 
 
 def database_url_for(data_root: Path) -> str:
-    """The database to use: ``$AUCTION_PIPELINE_DATABASE_URL``, else SQLite in the data root."""
-    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{data_root / 'auction.sqlite'}"
+    """The database to use: ``$AUCTION_PIPELINE_DATABASE_URL``, else SQLite in the data root.
+
+    The SQLite URL is built with SQLAlchemy's ``URL.create``, which escapes the path: a data
+    root containing ``?``, ``#`` or ``%`` keeps its database inside it.
+    """
+    configured = os.environ.get(DATABASE_URL_ENV)
+    if configured:
+        return configured
+    url = URL.create("sqlite", database=str(data_root.absolute() / SQLITE_FILE_NAME))
+    return url.render_as_string(hide_password=False)
 
 
 def masked(url: str | URL) -> str:
@@ -274,20 +309,76 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
+def _db_reason(error: DBAPIError) -> str:
+    """The database's own first line of ``error``: never the statement or its parameters."""
+    text = str(error.orig).strip() if error.orig is not None else ""
+    return (text.splitlines() or [type(error).__name__])[0][:300]
+
+
+def check_sqlite_file(file: Path) -> None:
+    """Refuse an SQLite file that exists but cannot be the pipeline's database.
+
+    A 0-byte file (a copy cut short, a full disk, a ``touch``) or one that does not start with
+    SQLite's header would otherwise be taken for a new, empty database, and every lot would
+    load as "new". A missing file is fine: it is created.
+    """
+    try:
+        with open(file, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise DatabaseConnectionError(f"cannot read {file}: {exc.strerror}") from exc
+    restore = (
+        "restore it from a backup, or move it away to start a new database (each day's "
+        "tables are also in archive/<date>/data/tables/)"
+    )
+    if not header:
+        raise DatabaseDamagedError(f"{file} is empty (0 bytes), not a database; {restore}")
+    if header != SQLITE_HEADER:
+        raise DatabaseDamagedError(
+            f"{file} is not an SQLite database (it starts with {header[:16]!r}); {restore}"
+        )
+
+
+def _check_integrity(conn: Connection, file: Path) -> None:
+    """SQLite's ``quick_check`` (every page and index readable); refuse a damaged file."""
+    try:
+        found = [str(row[0]) for row in conn.exec_driver_sql("PRAGMA quick_check(5)")]
+    except DBAPIError as error:
+        found = [_db_reason(error)]
+    conn.rollback()  # end the transaction the PRAGMA began
+    if found != ["ok"]:
+        raise DatabaseDamagedError(
+            f"{file} is damaged (SQLite's quick_check: {'; '.join(found)[:300]}); nothing was "
+            "written to it. Restore it from a backup (each day's tables are also in "
+            "archive/<date>/data/tables/), or try `sqlite3 FILE .recover`"
+        )
+
+
 def _engine(url: str, *, create_schema: bool) -> Engine:
     parsed = _normalised_url(url)
+    file: Path | None = None
     if parsed.get_backend_name() == "sqlite":
         file = _sqlite_file(parsed)
-        if file is not None and create_schema:
-            file.parent.mkdir(parents=True, exist_ok=True)
+        if file is not None:
+            check_sqlite_file(file)
+            if create_schema:
+                file.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
     else:
         engine = create_engine(parsed, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
     if create_schema:
         try:
-            with _connect(engine) as conn, conn.begin():
-                metadata.create_all(conn)
+            with _connect(engine) as conn:
+                if file is not None and file.is_file() and file.stat().st_size:
+                    _check_integrity(conn, file)
+                with conn.begin():
+                    metadata.create_all(conn)
+        except DBAPIError as error:
+            engine.dispose()
+            raise DatabaseError(f"{masked(engine.url)}: {_db_reason(error)}") from error
         except BaseException:
             engine.dispose()
             raise
@@ -297,15 +388,31 @@ def _engine(url: str, *, create_schema: bool) -> Engine:
 def engine_for(url: str) -> Engine:
     """An engine for ``url`` with the pipeline's tables created if missing.
 
-    SQLite gets DELETE journal mode, foreign keys and a busy timeout on every connection;
+    SQLite gets DELETE journal mode, foreign keys and a busy timeout on every connection, and
+    an existing file is checked first (:func:`check_sqlite_file`, ``quick_check``);
     ``postgresql://`` URLs use psycopg 3. Raises :class:`DatabaseConnectionError` naming the
-    URL (password hidden) when the database cannot be reached.
+    URL (password hidden) when the database cannot be reached, and its subclass
+    :class:`DatabaseDamagedError` when the file is empty or damaged.
     """
     return _engine(url, create_schema=True)
 
 
-def _connection_hint(engine: Engine) -> str:
+def check_database(url: str) -> None:
+    """Open the database as the load will (schema created, SQLite file checked), or raise.
+
+    Called when a run starts, so an unreachable or damaged database is reported before the
+    sites are crawled, not after.
+    """
+    _engine(url, create_schema=True).dispose()
+
+
+def _connection_hint(engine: Engine, reason: str) -> str:
     if engine.dialect.name == "sqlite":
+        if "not a database" in reason or "malformed" in reason:
+            return (
+                "the file is damaged: restore it from a backup (each day's tables are also in "
+                "archive/<date>/data/tables/)"
+            )
         return (
             "check that the directory exists and is writable by this user, and that its "
             "filesystem supports file locking"
@@ -322,10 +429,34 @@ def _connect(engine: Engine) -> Connection:
     try:
         return engine.connect()
     except DBAPIError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        reason = _db_reason(error)
         raise DatabaseConnectionError(
-            f"cannot connect to {masked(engine.url)}: {reason}; {_connection_hint(engine)}"
+            f"cannot connect to {masked(engine.url)}: {reason}; {_connection_hint(engine, reason)}"
         ) from error
+
+
+@contextmanager
+def connection(
+    url: str, *, create_schema: bool = True, writer: bool = False
+) -> Iterator[Connection]:
+    """A connection to ``url`` outside any transaction; the caller begins its own.
+
+    A ``writer`` takes SQLite's write lock as each transaction starts (BEGIN IMMEDIATE). A
+    statement the database refuses becomes :class:`DatabaseError` with the database's own
+    first line, not a dump of the SQL and its parameters. The engine is disposed afterwards,
+    so nothing stays open between the pipeline's steps.
+    """
+    engine = _engine(url, create_schema=create_schema)
+    try:
+        with _connect(engine) as conn:
+            if writer:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            try:
+                yield conn
+            except DBAPIError as error:
+                raise DatabaseError(f"{masked(engine.url)}: {_db_reason(error)}") from error
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -334,19 +465,10 @@ def transaction(
 ) -> Iterator[Connection]:
     """A connection to ``url`` in one transaction, committed when the block succeeds.
 
-    For readers of the database such as the archive export; the engine is disposed afterwards,
-    so nothing stays open between the pipeline's steps. A ``writer`` takes SQLite's write lock
-    when the transaction starts (BEGIN IMMEDIATE).
+    For readers of the database such as the archive export (see :func:`connection`).
     """
-    engine = _engine(url, create_schema=create_schema)
-    try:
-        with _connect(engine) as conn:
-            if writer:
-                conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
-    finally:
-        engine.dispose()
+    with connection(url, create_schema=create_schema, writer=writer) as conn, conn.begin():
+        yield conn
 
 
 def _insert(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
@@ -382,13 +504,43 @@ def _later(current: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElemen
 
 
 def read_records(files: Iterable[Path]) -> list[LotRecord]:
-    """Read clean lots from the per-site JSON-lines files the process step wrote."""
+    """Read clean lots from the per-site JSON-lines files the process step wrote.
+
+    Raises UnstorableValueError naming the file, line and lot URL of a record that does not
+    validate (a file written by hand, or by a release with looser rules).
+    """
     records = []
     for file in files:
-        for line in file.read_text(encoding="utf-8").splitlines():
-            if line:
+        lines = file.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, start=1):
+            if not line:
+                continue
+            try:
                 records.append(LotRecord.model_validate_json(line))
+            except ValidationError as exc:
+                problems = "; ".join(_problem(e) for e in exc.errors())
+                raise UnstorableValueError(
+                    f"{file}, line {number}{_url_in(line)}: not a valid lot ({problems[:300]})"
+                ) from None
     return records
+
+
+def _problem(error: Any) -> str:
+    """One validation error as ``field = value: why`` (the value cut short)."""
+    where = ".".join(map(str, error["loc"]))
+    value = error.get("input")
+    if not where or isinstance(value, dict | list):
+        return f"{where or 'record'}: {error['msg']}"
+    return f"{where} = {str(value)[:80]!r}: {error['msg']}"
+
+
+def _url_in(line: str) -> str:
+    """ ", lot <url>" when a JSON line names its lot's URL, for messages."""
+    try:
+        url = json.loads(line).get("url")
+    except (ValueError, AttributeError):
+        return ""
+    return f", lot {url}" if isinstance(url, str) else ""
 
 
 def _observed(record: LotRecord) -> dict[str, Any]:
@@ -449,18 +601,121 @@ def _count(conn: Connection, table: Table) -> int:
     return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
+_INT32 = 2**31  # PostgreSQL's integer; SQLite's is wider, but both backends must agree
+
+
+def _unstorable(table: Table, row: Mapping[str, Any], dialect: Dialect) -> str | None:
+    """Why ``row`` cannot be written to ``table`` (column, value, what fits), or None."""
+    for column in table.columns:
+        value = row.get(column.name)
+        if value is None:
+            continue
+        if isinstance(column.type, Money):
+            try:
+                column.type.process_bind_param(value, dialect)
+            except ValueError as exc:
+                return f"{column.name} = {value}: {exc} (at most 16 digits before the point)"
+        elif isinstance(column.type, Integer) and not -_INT32 <= int(value) < _INT32:
+            return f"{column.name} = {value}: beyond a 32-bit integer"
+        elif isinstance(value, str) and "\x00" in value:
+            return f"{column.name} holds a NUL character, which PostgreSQL refuses in text"
+    return None
+
+
+def _check_storable(records: list[LotRecord], day: date, dialect: Dialect) -> None:
+    """Raise UnstorableValueError for the first record whose rows the database would refuse."""
+    for r in records:
+        for table, row in ((lots, _lot_row(r, day)), (observations, observation_row(r, day))):
+            why = _unstorable(table, row, dialect)
+            if why is not None:
+                raise UnstorableValueError(
+                    f"lot {r.url}: {why}; none of {r.site}'s lots were loaded (the other "
+                    "sites were)"
+                )
+
+
+def _load_site(conn: Connection, site: SiteDefinition, records: list[LotRecord], day: date) -> int:
+    """Upsert one site's house, sales, lots and observations; return how many lots are new.
+
+    Runs inside the caller's transaction. Reprocessing a day replaces that day's observations
+    of the site: a lot the fixed selectors no longer find must not linger from the earlier
+    extraction, and a lot left with no observation at all was never really seen.
+    """
+    known = set(conn.execute(select(lots.c.lot_key).where(lots.c.site == site.name)).scalars())
+    _upsert(
+        conn,
+        houses,
+        [{"site": site.name, "house": site.house, "currency": site.currency}],
+        lambda new: {"house": new.house, "currency": new.currency},
+    )
+    sale_rows = [
+        {
+            "site": site.name,
+            "sale_date": sale_date,
+            "listing_url": site.start_url_for(sale_date.isoformat()),
+            "first_seen": day,
+            "last_seen": day,
+        }
+        for sale_date in sorted({r.sale_date for r in records})
+    ]
+    _upsert(
+        conn,
+        sales,
+        sale_rows,
+        lambda new: {
+            "listing_url": new.listing_url,
+            "first_seen": _earlier(sales.c.first_seen, new.first_seen),
+            "last_seen": _later(sales.c.last_seen, new.last_seen),
+        },
+    )
+
+    def lot_updates(new: Any) -> dict[str, ColumnElement[Any]]:
+        newest = new.last_seen >= lots.c.last_seen
+        return {
+            "first_seen": _earlier(lots.c.first_seen, new.first_seen),
+            "last_seen": _later(lots.c.last_seen, new.last_seen),
+            **{name: case((newest, new[name]), else_=lots.c[name]) for name in _LOT_LATEST},
+        }
+
+    _upsert(conn, lots, [_lot_row(r, day) for r in records], lot_updates)
+    conn.execute(
+        delete(observations).where(
+            observations.c.crawl_date == day, observations.c.site == site.name
+        )
+    )
+    _upsert(
+        conn,
+        observations,
+        [observation_row(r, day) for r in records],
+        lambda new: {c.name: new[c.name] for c in observations.columns if not c.primary_key},
+    )
+    seen = select(observations.c.lot_key).where(
+        observations.c.site == lots.c.site, observations.c.lot_key == lots.c.lot_key
+    )
+    conn.execute(delete(lots).where(lots.c.site == site.name, ~exists(seen)))
+    return len({r.lot_key for r in records} - known)
+
+
 def load_day(
     day: date, sites: list[SiteDefinition], processed_files: list[str], database_url: str
 ) -> LoadReport:
-    """Upsert the day's houses, sales, lots and observations in one transaction.
+    """Upsert the day's houses, sales, lots and observations, one transaction per site.
 
     Re-running a day changes nothing; reprocessing it replaces its observations. A lot listed
     twice in the day's files is loaded once (the last record wins). Every record's site must
-    be among ``sites``, whose definitions give the house and the sale's listing URL.
+    be among ``sites``, whose definitions give the house and the sale's listing URL. A site
+    whose rows the database would refuse, or whose transaction fails, is left as it was and
+    named in ``failed_sites`` with the reason; the other sites load. Only an unusable
+    database (unreachable, damaged) raises.
     """
-    records = list(
-        {(r.site, r.lot_key): r for r in read_records(map(Path, processed_files))}.values()
-    )
+    failed: dict[str, str] = {}
+    read: list[LotRecord] = []
+    for file in map(Path, processed_files):
+        try:
+            read += read_records([file])
+        except UnstorableValueError as exc:  # processed/<date>/<site>.jsonl
+            failed[file.stem] = str(exc)
+    records = list({(r.site, r.lot_key): r for r in read}.values())
     by_name = {site.name: site for site in sites}
     unknown = sorted({r.site for r in records} - by_name.keys())
     if unknown:
@@ -468,79 +723,29 @@ def load_day(
             f"processed files hold lots of {', '.join(unknown)}, which are not among the "
             f"site definitions passed to load_day ({', '.join(sorted(by_name)) or 'none'})"
         )
-    sale_rows = [
-        {
-            "site": site,
-            "sale_date": sale_date,
-            "listing_url": by_name[site].start_url_for(sale_date.isoformat()),
-            "first_seen": day,
-            "last_seen": day,
-        }
-        for site, sale_date in sorted({(r.site, r.sale_date) for r in records})
-    ]
-    with transaction(database_url, writer=True) as conn:
-        known = {
-            (row.site, row.lot_key)
-            for row in conn.execute(
-                select(lots.c.site, lots.c.lot_key).where(lots.c.site.in_([s.name for s in sites]))
-            )
-        }
-        _upsert(
-            conn,
-            houses,
-            [{"site": s.name, "house": s.house, "currency": s.currency} for s in sites],
-            lambda new: {"house": new.house, "currency": new.currency},
-        )
-        _upsert(
-            conn,
-            sales,
-            sale_rows,
-            lambda new: {
-                "listing_url": new.listing_url,
-                "first_seen": _earlier(sales.c.first_seen, new.first_seen),
-                "last_seen": _later(sales.c.last_seen, new.last_seen),
-            },
-        )
-
-        def lot_updates(new: Any) -> dict[str, ColumnElement[Any]]:
-            newest = new.last_seen >= lots.c.last_seen
-            return {
-                "first_seen": _earlier(lots.c.first_seen, new.first_seen),
-                "last_seen": _later(lots.c.last_seen, new.last_seen),
-                **{name: case((newest, new[name]), else_=lots.c[name]) for name in _LOT_LATEST},
-            }
-
-        _upsert(conn, lots, [_lot_row(r, day) for r in records], lot_updates)
-        # Reprocessing a day replaces that day's observations of the loaded sites: a lot the
-        # fixed selectors no longer find must not linger from the earlier extraction.
-        loaded_sites = [s.name for s in sites]
-        conn.execute(
-            delete(observations).where(
-                observations.c.crawl_date == day, observations.c.site.in_(loaded_sites)
-            )
-        )
-        _upsert(
-            conn,
-            observations,
-            [observation_row(r, day) for r in records],
-            lambda new: {c.name: new[c.name] for c in observations.columns if not c.primary_key},
-        )
-        # ... and a lot left with no observation at all was never really seen.
-        seen = select(observations.c.lot_key).where(
-            observations.c.site == lots.c.site, observations.c.lot_key == lots.c.lot_key
-        )
-        conn.execute(delete(lots).where(lots.c.site.in_(loaded_sites), ~exists(seen)))
-        after = _count(conn, lots)
+    new_by_site: dict[str, int] = {}
+    with connection(database_url, writer=True) as conn:
+        for site in (s for s in sites if s.name not in failed):
+            mine = [r for r in records if r.site == site.name]
+            try:
+                _check_storable(mine, day, conn.dialect)
+                with conn.begin():
+                    new_by_site[site.name] = _load_site(conn, site, mine, day)
+            except UnstorableValueError as exc:
+                failed[site.name] = str(exc)
+            except DBAPIError as error:
+                failed[site.name] = f"the database refused the site's rows: {_db_reason(error)}"
+        with conn.begin():
+            after = _count(conn, lots)
+    loaded = [r for r in records if r.site not in failed]
     return LoadReport(
         day=day.isoformat(),
         database=masked(database_url),
-        lots_loaded=len(records),
-        new_lots=len({(r.site, r.lot_key) for r in records} - known),
+        lots_loaded=len(loaded),
+        new_lots=sum(new_by_site.values()),
         lots_total=after,
-        new_lots_by_site={
-            site.name: len({(r.site, r.lot_key) for r in records if r.site == site.name} - known)
-            for site in sites
-        },
+        new_lots_by_site=new_by_site,
+        failed_sites=failed,
     )
 
 

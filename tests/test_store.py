@@ -8,6 +8,7 @@ Records are built here directly: no network, no Prefect, no Slurm.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +25,7 @@ from tasks.export import LOT_COLUMNS, OBSERVATION_COLUMNS, export_day
 from tasks.normalise import LotRecord
 from tasks.store import (
     DatabaseConnectionError,
+    DatabaseDamagedError,
     database_url_for,
     engine_for,
     load_day,
@@ -330,3 +332,125 @@ def test_reprocessing_a_day_replaces_its_observations(
     assert report.new_lots == 0
     assert [r["lot_key"] for r in table_rows(url, "observations")] == ["lot-1", "lot-2"]
     assert [r["lot_key"] for r in table_rows(url, "lots")] == ["lot-1", "lot-2"]
+
+
+# -- hostile values and damaged files (issue 12) ------------------------------------------
+
+
+def _with(record_: LotRecord, **changes: Any) -> str:
+    """``record_`` as a processed-file line with ``changes``, bypassing validation (a file
+    written by hand or by a release with looser rules)."""
+    data = json.loads(record_.model_dump_json())
+    data.update(changes)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"sold_price": "1E+20", "sold": True, "sold_price_ref": "1E+20"}, "sold_price"),
+        ({"lot_number": 2**40}, "lot_number"),
+        ({"title": "Mask\x00Kota"}, "title"),
+    ],
+    ids=["price-beyond-numeric-18-2", "lot-number-beyond-int32", "nul-in-text"],
+)
+def test_a_site_whose_rows_the_database_refuses_fails_alone(
+    database_url: str,
+    tmp_path: Path,
+    sites: list[SiteDefinition],
+    changes: dict[str, Any],
+    named: str,
+) -> None:
+    # Day 1 loads both sites; on day 2 one lot of hotel-lumiere holds a value no column can.
+    day1 = [record("harrow-finch", 1), record("hotel-lumiere", 1, currency="EUR", rate="1")]
+    load_day(DAY, sites, write_processed(tmp_path / "d1", day1), database_url)
+    before = snapshot(database_url)
+
+    good = [record("harrow-finch", n, sold_price="1200") for n in (1, 2)]
+    bad = record("hotel-lumiere", 2, currency="EUR", rate="1")
+    files = write_processed(tmp_path / "d2", good)
+    lumiere = tmp_path / "d2" / "hotel-lumiere.jsonl"
+    lumiere.write_text(
+        record("hotel-lumiere", 1, currency="EUR", rate="1").model_dump_json()
+        + "\n"
+        + _with(bad, **changes)
+        + "\n"
+    )
+    report = load_day(NEXT_DAY, sites, [*files, str(lumiere)], database_url)
+
+    assert list(report.failed_sites) == ["hotel-lumiere"]
+    message = report.failed_sites["hotel-lumiere"]
+    assert bad.url in message and named in message
+    assert "INSERT" not in message and len(message) < 1000  # no SQL dump
+    after = snapshot(database_url)
+    # harrow-finch is loaded ...
+    assert {r["lot_key"] for r in after["lots"] if r["site"] == "harrow-finch"} == {
+        "lot-1",
+        "lot-2",
+    }
+    assert report.new_lots_by_site == {"harrow-finch": 1}
+    # ... and hotel-lumiere is exactly as day 1 left it: nothing half-written.
+    for table in TABLES:
+        assert [r for r in after[table] if r["site"] == "hotel-lumiere"] == [
+            r for r in before[table] if r["site"] == "hotel-lumiere"
+        ]
+
+
+def test_a_data_root_with_url_characters_keeps_its_database_inside(
+    tmp_path: Path, sites: list[SiteDefinition], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUCTION_PIPELINE_DATABASE_URL", raising=False)
+    roots = [tmp_path / "data?mode=ro", tmp_path / "data#1", tmp_path / "100%25 data"]
+    for n, root in enumerate(roots, start=1):
+        root.mkdir()
+        load_day(
+            DAY,
+            sites,
+            write_processed(root / "p", [record("harrow-finch", n)]),
+            database_url_for(root),
+        )
+    for n, root in enumerate(roots, start=1):
+        assert [r["lot_key"] for r in table_rows(database_url_for(root), "lots")] == [f"lot-{n}"]
+    # No database was made outside the roots (the old string URL put it in tmp_path/"data").
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(r.name for r in roots)
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def test_an_empty_or_foreign_database_file_is_refused_not_replaced(
+    tmp_path: Path, sites: list[SiteDefinition]
+) -> None:
+    files = write_processed(tmp_path / "p", [record("harrow-finch", 1)])
+    for content in (b"", b"PK\x03\x04 a zip file, not SQLite"):
+        db = tmp_path / "auction.sqlite"
+        db.write_bytes(content)
+        with pytest.raises(DatabaseDamagedError) as caught:
+            load_day(DAY, sites, files, _sqlite_url(db))
+        assert str(db) in str(caught.value)
+        assert "empty" in str(caught.value) or "not an SQLite database" in str(caught.value)
+        assert db.read_bytes() == content  # left exactly as it was
+
+
+def test_a_damaged_database_is_refused_before_anything_is_written(
+    tmp_path: Path, sites: list[SiteDefinition]
+) -> None:
+    db = tmp_path / "auction.sqlite"
+    url = _sqlite_url(db)
+    many = [record("harrow-finch", n, title="x" * 2000) for n in range(1, 60)]
+    load_day(DAY, sites, write_processed(tmp_path / "p1", many), url)
+    data = bytearray(db.read_bytes())
+    page = 4096
+    assert len(data) > 8 * page
+    data[3 * page : 5 * page] = b"\xa5" * (2 * page)  # two pages in the middle scrambled
+    db.write_bytes(bytes(data))
+    damaged = db.read_bytes()
+
+    files = write_processed(tmp_path / "p2", [record("harrow-finch", 99)])
+    with pytest.raises(DatabaseDamagedError) as caught:
+        load_day(NEXT_DAY, sites, files, url)
+    message = str(caught.value)
+    assert str(db) in message and "quick_check" in message and "restore" in message.lower()
+    assert "SELECT" not in message and len(message) < 1000
+    assert db.read_bytes() == damaged
