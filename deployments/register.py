@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from deployments.crash_detection import AUTOMATION_NAME, ensure_crash_detection
 from infra.envrefs import UnsetVariable, expand_env_refs
+from infra.yamlfiles import ConfigFileError, load_config_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = Path(__file__).resolve().parent / "deployments.yaml"
@@ -92,14 +92,16 @@ class DeploymentsFile(BaseModel):
 
 
 def load_deployments(path: Path = DEFAULT_FILE) -> DeploymentsFile:
-    """Read and validate the deployments file, with ``${VAR}`` expanded."""
+    """Read and validate the deployments file, with ``${VAR}`` expanded.
+
+    Read within the bounds of infra/yamlfiles.py (size cap, duplicate keys and alias bombs
+    refused), like site files and the profiles file.
+    """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_config_file(path, "deployments file")
         return DeploymentsFile.model_validate(expand_env_refs(raw))
-    except OSError as exc:
-        raise DeploymentConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise DeploymentConfigError(f"{path} is not valid YAML: {exc}") from exc
+    except ConfigFileError as exc:
+        raise DeploymentConfigError(str(exc)) from exc
     except (ValidationError, UnsetVariable) as exc:
         raise DeploymentConfigError(f"{path}: {exc}") from exc
 

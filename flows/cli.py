@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -28,6 +29,7 @@ from infra.profiles import ProfileError
 from infra.slurm import SlurmCommandError
 from sites.loader import SiteDefinitionError
 from tasks.politeness import FetchError
+from tasks.runlock import DataRootBusy, LockingUnsupported
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXIT_FAILED_RUN = 1
@@ -35,13 +37,36 @@ EXIT_BAD_INPUT = 2
 EXIT_CANNOT_START = 3
 
 
+# Sale dates outside these bounds are typos (9999-12-31, 2062 for 2026): online auction
+# results start in the mid-1990s, and houses publish sales months, not years, ahead.
+EARLIEST_DATE = date(1990, 1, 1)
+MAX_DAYS_AHEAD = 366
+_YYYY_MM_DD = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _iso_date(text: str) -> date:
+    """A ``--date`` argument: exactly YYYY-MM-DD (not the other ISO forms Python 3.11 reads,
+    such as 20260314 or 2026-W11-6), from 1990 to a year after today."""
+    latest = date.today() + timedelta(days=MAX_DAYS_AHEAD)
+    expected = f"expected YYYY-MM-DD from {EARLIEST_DATE} to {latest}, e.g. 2026-03-14"
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text) if _YYYY_MM_DD.fullmatch(text) else None
     except ValueError:
+        day = None
+    if day is None or not EARLIEST_DATE <= day <= latest:
+        raise argparse.ArgumentTypeError(f"invalid date {text!r}: {expected}")
+    return day
+
+
+def _data_root(text: str) -> Path:
+    """A ``--data-root`` argument: an empty one (an unset shell variable) is refused here,
+    as ``Path("")`` would silently mean the current directory."""
+    if not text.strip():
         raise argparse.ArgumentTypeError(
-            f"invalid date {text!r}: expected YYYY-MM-DD, e.g. 2026-03-14"
-        ) from None
+            f"an empty path ({text!r}) is no data root; give a directory, or leave the option "
+            "out for the default ($AUCTION_PIPELINE_DATA_ROOT or data/)"
+        )
+    return Path(text)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -65,14 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="run the whole pipeline locally against the bundled demo auction site"
     )
     demo.add_argument("--date", type=_iso_date, default=None, help="sale date (default today)")
-    demo.add_argument("--data-root", type=Path, default=REPO_ROOT / "data" / "demo")
+    demo.add_argument("--data-root", type=_data_root, default=REPO_ROOT / "data" / "demo")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
 
     run = commands.add_parser("run", help="run the daily pipeline once")
     run.add_argument("--profile", required=True, help="cluster profile: local, dev, prod, ...")
     run.add_argument("--date", type=_iso_date, required=True, help="sale date, YYYY-MM-DD")
     run.add_argument("--site", action="append", dest="sites", help="site name (repeatable)")
-    run.add_argument("--data-root", type=Path, default=None)
+    run.add_argument("--data-root", type=_data_root, default=None)
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument(
         "--rescrape", action="store_true", help="fetch sites again even if the day was scraped"
@@ -84,13 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--date", type=_iso_date, required=True, help="day to redo, YYYY-MM-DD")
     again.add_argument("--site", action="append", dest="sites", help="site name (repeatable)")
     again.add_argument("--profile", default="local", help="cluster profile (default: local)")
-    again.add_argument("--data-root", type=Path, default=None)
+    again.add_argument("--data-root", type=_data_root, default=None)
     again.add_argument("--json", action="store_true", help="print one JSON object")
 
     archive = commands.add_parser("archive", help="check the daily archive bags")
     archive.add_argument("action", choices=["verify"])
     archive.add_argument("date", nargs="?", type=_iso_date, help="one day (default: all)")
-    archive.add_argument("--data-root", type=Path, default=None)
+    archive.add_argument("--data-root", type=_data_root, default=None)
 
     sites = commands.add_parser("sites", help="check a site definition file")
     sites.add_argument("action", choices=["check"])
@@ -399,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         SlurmCommandError,
         FetchError,
         NotifierError,
+        DataRootBusy,
+        LockingUnsupported,
     ) as exc:
         print(f"auction-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START

@@ -2,8 +2,9 @@
 
 Tasks run on the Dask cluster of the run's ``profile`` (see ``infra/runner.py``). A site's
 processing starts as soon as its scrape finishes. A failing site fails its own tasks; the
-other sites still finish, and the run ends Failed naming every failed site. Running the same
-day again reuses the day's page backups (nothing is fetched twice) unless ``rescrape``.
+other sites still finish, and the run ends Failed naming every failed site. One run per data
+root and day at a time (``tasks/runlock.py``): a second is refused naming the first. Running
+the same day again reuses the day's page backups (nothing is fetched twice) unless ``rescrape``.
 """
 
 from __future__ import annotations
@@ -47,21 +48,21 @@ def daily_pipeline(
     load_profile(profile)  # a bad profile fails the run here, before any data is touched
     day = date or dt.date.today()
     root = Path(data_root) if data_root else default_data_root()
-    run = Run.start(day, root, sites)
-    scrapes = {
-        scrape_task.submit(site, day, run.data_root, rescrape): name
-        for name, site in run.sites.items()
-    }
-    processing: dict[PrefectFuture[ProcessReport], str] = {}
-    for future in as_completed(list(scrapes)):
-        name = scrapes[future]
-        scrape, error = outcome(future)
-        if scrape is None:
-            run.failures[name] = f"scrape: {error}"
-            continue
-        run.scraped[name] = scrape
-        run.places.append(scrape.place)
-        processing[run.submit_process(name)] = name
-    run.collect_processing(processing)
-    run.load_and_archive()
-    return run.final_state()
+    with Run.start(day, root, sites) as run:
+        scrapes = {
+            scrape_task.submit(site, day, run.data_root, rescrape): name
+            for name, site in run.sites.items()
+        }
+        processing: dict[PrefectFuture[ProcessReport], str] = {}
+        for future in as_completed(list(scrapes)):
+            name = scrapes[future]
+            scrape, error = outcome(future)
+            if scrape is None:
+                run.failures[name] = f"scrape: {error}"
+                continue
+            run.scraped[name] = scrape
+            run.places.append(scrape.place)
+            processing[run.submit_process(name)] = name
+        run.collect_processing(processing)
+        run.load_and_archive()
+        return run.final_state()

@@ -45,10 +45,10 @@ def reprocess_day(
     names = sites or backed_up_sites(root, date)
     if not names:
         raise SiteDefinitionError(f"no page backups for {date} in {DataRoot(root).warc_dir(date)}")
-    run = Run.start(date, root, names)
-    run.collect_processing({run.submit_process(name): name for name in run.sites})
-    run.load_and_archive()
-    return run.final_state()
+    with Run.start(date, root, names) as run:
+        run.collect_processing({run.submit_process(name): name for name in run.sites})
+        run.load_and_archive()
+        return run.final_state()
 
 
 def backed_up_sites(root: Path, day: dt.date) -> list[str]:

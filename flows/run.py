@@ -30,11 +30,58 @@ def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its closest existing ancestor."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _why_not_writable(directory: Path) -> str | None:
+    """Why this process cannot create files in ``directory``, or None if it can."""
+    if os.access(directory, os.W_OK | os.X_OK):
+        return None
+    if os.statvfs(directory).f_flag & os.ST_RDONLY:
+        return "read-only filesystem"
+    return f"no write permission for user {os.getuid()}"
+
+
+def checked_data_root(data_root: Path | str | None) -> Path:
+    """The run's data root, resolved, once it is known to be (or to be creatable as) a
+    directory this process can write: refused with UsageError before any server, cluster or
+    crawl starts, instead of failing mid-run with a traceback."""
+    from tasks.storage import default_data_root
+
+    if data_root is not None and not str(data_root).strip():
+        raise UsageError(
+            f"data root {str(data_root)!r} is empty; give a directory, or none for the "
+            "default ($AUCTION_PIPELINE_DATA_ROOT or data/)"
+        )
+    root = Path(data_root or default_data_root()).resolve()
+    existing = _nearest_existing(root)
+    if existing == root and not root.is_dir():
+        raise UsageError(
+            f"data root {root} is a file, not a directory; give a directory (it is created "
+            "when missing)"
+        )
+    if not existing.is_dir():
+        raise UsageError(f"data root {root} cannot be created: {existing} is a file")
+    why = _why_not_writable(existing)
+    if why and existing == root:
+        raise UsageError(f"data root {root} is not writable ({why}); give one you can write to")
+    if why:
+        raise UsageError(
+            f"data root {root} cannot be created: {existing} is not writable ({why}); "
+            "create the directory first or give another one"
+        )
+    return root
+
+
 def run_pipeline(
     profile_name: str,
     day: date | None,
     sites: list[str] | None,
-    data_root: Path | None,
+    data_root: Path | str | None,
     *,
     rescrape: bool = False,
     reprocess: bool = False,
@@ -43,6 +90,7 @@ def run_pipeline(
 
     ``reprocess`` runs the reprocess-day flow (stored pages only) instead of the daily one.
     """
+    root = checked_data_root(data_root)
     profile = load_profile(profile_name)
     definitions = load_sites(sites) if sites or not reprocess else []
     if isinstance(profile, SlurmProfile):
@@ -60,11 +108,10 @@ def run_pipeline(
     from flows.daily import daily_pipeline
     from flows.reprocess import backed_up_sites, reprocess_day
     from flows.stages import SitesFailed
-    from tasks.storage import default_data_root
+    from tasks.runlock import check_free
 
     # Dask's scheduler chatter (workers joining and leaving) is not news to a researcher.
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    root = (data_root or default_data_root()).resolve()
     names = [d.name for d in definitions]
     if reprocess:
         assert day is not None
@@ -75,6 +122,7 @@ def run_pipeline(
                 f"no page backup for {day} of {', '.join(missing) or 'any site'} in "
                 f"{root / 'warc' / day.isoformat()}; reprocess works on days already scraped"
             )
+    check_free(root, day or date.today())  # refuse a second run of the day before it starts
     with prefect_api(log=note):
         if reprocess:
             assert day is not None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -30,6 +31,7 @@ from sites.loader import SiteDefinition, load_sites
 from tasks.archive import ArchiveReport, archive_day
 from tasks.process import ProcessReport, process_site
 from tasks.runinfo import RunPlace, slurm_jobs, where_am_i
+from tasks.runlock import day_lock, lock_warning
 from tasks.scrape import ScrapeReport, scrape_site
 from tasks.storage import DataRoot
 from tasks.store import (
@@ -155,24 +157,32 @@ class Run:
     archived: ArchiveReport | None = None
 
     @classmethod
-    def start(cls, day: dt.date, data_root: Path, sites: list[str] | None) -> Run:
-        """The record of the current flow run, for ``sites`` (default: all) on ``day``;
-        creates the data root group-private if it is new (``DataRoot.prepare``)."""
+    @contextmanager
+    def start(cls, day: dt.date, data_root: Path, sites: list[str] | None) -> Iterator[Run]:
+        """The record of the current flow run, for ``sites`` (default: all) on ``day``,
+        holding the data root's lock of the day for the block (``tasks/runlock.py``).
+
+        Creates the data root group-private if it is new (``DataRoot.prepare``) and checks
+        the database, so an unreachable or damaged one is said now, not after the crawl.
+        """
         context = get_run_context()
         assert isinstance(context, FlowRunContext) and context.flow_run is not None
-        warning = DataRoot(data_root).prepare()
-        if warning:
-            get_run_logger().warning(warning)
-        database_url = database_url_for(data_root)
-        check_database(database_url)  # unreachable or damaged: said now, not after the crawl
-        return cls(
-            day=day,
-            data_root=str(data_root),
-            database_url=database_url,
-            flow_run_id=str(context.flow_run.id),
-            flow_name=context.flow.name if context.flow else "",
-            sites={s.name: s for s in load_sites(sites)},
-        )
+        logger = get_run_logger()
+        for warning in (DataRoot(data_root).prepare(), lock_warning(data_root)):
+            if warning:
+                logger.warning(warning)
+        purpose = f"{context.flow.name if context.flow else 'flow'} run {context.flow_run.id}"
+        with day_lock(data_root, day, purpose):
+            database_url = database_url_for(data_root)
+            check_database(database_url)
+            yield cls(
+                day=day,
+                data_root=str(data_root),
+                database_url=database_url,
+                flow_run_id=str(context.flow_run.id),
+                flow_name=context.flow.name if context.flow else "",
+                sites={s.name: s for s in load_sites(sites)},
+            )
 
     def submit_process(self, name: str) -> PrefectFuture[ProcessReport]:
         """Start processing one site's stored pages, with its recent lot counts.

@@ -25,21 +25,35 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
 
     With ``mode`` (e.g. 0o600 for a key) the file has that mode from its creation on,
     whatever the umask; otherwise the umask decides, as for ``open``.
+
+    An OSError (a full disk: ENOSPC, a quota: EDQUOT) is raised again naming ``path``, with
+    its errno (and so its subclass) kept for callers; ``path`` keeps its earlier content.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
-        with open(fd, "wb") as handle:
-            if mode is not None:
-                os.fchmod(fd, mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        fsync_directory(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_and_rename(tmp, path, data, mode)
+    except OSError as exc:
+        raise OSError(
+            exc.errno,
+            f"cannot write {path}: {exc.strerror}; its earlier version, if any, is unchanged",
+        ) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_and_rename(tmp: Path, path: Path, data: bytes, mode: int | None) -> None:
+    """Write ``data`` to the new file ``tmp``, fsync it, rename it to ``path``, fsync the
+    directory."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+    with open(fd, "wb") as handle:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
 
 
 def fsync_tree(root: Path) -> None:

@@ -3,6 +3,10 @@
 Paths and URLs differ per cluster and stay out of the repository: the files name environment
 variables instead. Expansion happens on parsed values, not raw text, so a comment may show
 ``${NAME}`` and a value from the environment cannot change the YAML structure.
+
+Expansion copies the tree, so a value shared by YAML aliases is copied once per use: give it
+only trees read with ``infra.yamlfiles`` (which refuses aliases expanding past a node budget),
+never a raw ``yaml.safe_load`` result.
 """
 
 from __future__ import annotations

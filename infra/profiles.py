@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +23,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from infra.yamlfiles import ConfigFileError, load_config_file, parse_config_text
 
 DEFAULT_PROFILES_FILE = Path(__file__).resolve().parent / "profiles.yaml"
 ENV_FILE = "AUCTION_PIPELINE_PROFILES"
@@ -68,8 +69,13 @@ class Adapt(BaseModel):
 
 
 def _check_size(value: str) -> str:
-    if not _SIZE.match(value):
+    """A memory size such as '4GiB': a number and a unit, more than zero (Slurm and Dask
+    read 0 as "no limit" or refuse the job, neither of which the profile meant)."""
+    match = _SIZE.match(value)
+    if not match:
         raise ValueError(f"memory {value!r} is not a size such as '4GiB' or '500MB'")
+    if float(match[1]) == 0:
+        raise ValueError(f"memory {value!r} must be more than zero, e.g. '4GiB'")
     return value
 
 
@@ -130,12 +136,11 @@ def profiles_file() -> Path:
 
 
 def _read_file(path: Path) -> dict[str, dict[str, Any]]:
+    """The profiles of ``path`` by name, read within the bounds of infra/yamlfiles.py."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError(f"cannot read profiles file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"profiles file {path} is not valid YAML: {exc}") from exc
+        data = load_config_file(path, "profiles file")
+    except ConfigFileError as exc:
+        raise ProfileError(str(exc)) from exc
     if not isinstance(data, dict) or not isinstance(data.get("profiles"), dict):
         raise ProfileError(f"profiles file {path}: expected a top-level 'profiles:' mapping")
     profiles: dict[str, dict[str, Any]] = data["profiles"]
@@ -157,9 +162,9 @@ def _apply_env(
             continue
         keys = [k.lower() for k in var[len(prefix) :].split("__")]
         try:
-            value = yaml.safe_load(text) if text else None
-        except yaml.YAMLError as exc:
-            raise ProfileError(f"{var}: value {text!r} is not a YAML scalar or list") from exc
+            value = parse_config_text(text, var) if text else None
+        except ConfigFileError as exc:
+            raise ProfileError(f"{exc}; expected a YAML scalar or list") from exc
         target = merged
         for depth, key in enumerate(keys[:-1]):
             inner = target.get(key) or {}
