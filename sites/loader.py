@@ -10,16 +10,24 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import parsel
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from infra.envrefs import UnsetVariable, expand_env_refs
+from infra.yamlfiles import ConfigFileError, load_config_file
 
 SITES_DIR = Path(__file__).resolve().parent
 
@@ -74,6 +82,9 @@ def _try_selector(query: Callable[[parsel.Selector], object], kind: str) -> None
 
 
 FieldParser = Literal["text", "price", "estimate", "date", "int"]
+# The character a house writes between whole units and their fraction ("1,200.50" or
+# "1.200,50"); the other of the two then only groups thousands. See tasks/normalise.py.
+DecimalSeparator = Literal[".", ","]
 
 
 class FieldRule(BaseModel):
@@ -83,8 +94,11 @@ class FieldRule(BaseModel):
 
     selector: Selector
     parser: FieldParser = "text"
-    many: bool = Field(False, description="collect every match (e.g. image URLs), not the first")
-    required: bool = False
+    # StrictBool: only YAML's true/false; "yes" in quotes or 1 is a typo, not a boolean.
+    many: StrictBool = Field(
+        False, description="collect every match (e.g. image URLs), not the first"
+    )
+    required: StrictBool = False
     min_fill_rate: Annotated[
         float, Field(ge=0, le=1, description="required fields: share of lot pages to fill")
     ] = 0.9
@@ -136,6 +150,15 @@ class Politeness(BaseModel):
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
     max_page_bytes: Annotated[int, Field(gt=0)] = 5_000_000
     max_retry_after_seconds: Annotated[float, Field(ge=0)] = 120.0
+    # Longest robots.txt Crawl-delay honoured: a longer one fails the site at once instead of
+    # stalling the run (30 s already makes a few hundred pages take hours).
+    max_crawl_delay_seconds: Annotated[float, Field(ge=0)] = 30.0
+    # Largest body once its Content-Encoding (gzip, deflate) is undone, when fetched and when
+    # read back from the WARC: a gzip bomb fails its page instead of a worker's memory.
+    max_decoded_bytes: Annotated[int, Field(gt=0)] = 20_000_000
+    # Timed-out attempts in a row (no response in between) after which the site is given up,
+    # instead of waiting out every lot page's retries on a host that stopped answering.
+    max_consecutive_timeouts: Annotated[int, Field(ge=1)] = 10
 
 
 REQUIRED_FIELDS = ("lot_number", "title", "sale_date")
@@ -169,6 +192,12 @@ class SiteDefinition(BaseModel):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     date_languages: Annotated[list[str], Field(min_length=1)]
     unsold_markers: list[str] = Field(default_factory=list)
+    decimal_separator: DecimalSeparator | None = Field(
+        None,
+        description="'.' or ',': which one marks the fraction in this house's amounts; unset,"
+        " only amounts that read one way are accepted and '1,200' or '1.005' make the lot"
+        " invalid (tasks/normalise.py: parse_price)",
+    )
     user_agent: str = "auction-pipeline/0.1 (+research crawler; contact: see README)"
     listing: Listing
     fields: dict[str, FieldRule]
@@ -179,6 +208,16 @@ class SiteDefinition(BaseModel):
         description="a Python file beside this one defining adjust_lot(raw, html, url) -> raw,"
         " for the odd site that selectors alone cannot read (resolved to an absolute path)",
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_has_a_host(cls, base_url: str) -> str:
+        """A URL without a host ("http://") would only fail at the first request."""
+        if not urlsplit(base_url).hostname:
+            raise ValueError(
+                f"{base_url!r} has no host; give the site's root, e.g. https://auctions.example"
+            )
+        return base_url
 
     @field_validator("fields")
     @classmethod
@@ -206,37 +245,6 @@ class SiteDefinition(BaseModel):
         return self.base_url.rstrip("/") + "/" + self.start_url.format(date=day).lstrip("/")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that rejects a key given twice in one mapping.
-
-    PyYAML silently keeps the last of two equal keys; in a site file copied from a template
-    that hides an edit (two ``price:`` rules, two ``css:`` lines) instead of reporting it.
-    """
-
-
-def _construct_unique_mapping(
-    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Hashable, object]:
-    seen: set[Hashable] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, Hashable) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while reading a mapping",
-                node.start_mark,
-                f"duplicate key {key!r}",
-                key_node.start_mark,
-            )
-        if isinstance(key, Hashable):
-            seen.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
@@ -248,16 +256,10 @@ def _describe(error: ValidationError) -> str:
 def load_site_file(path: Path) -> SiteDefinition:
     """Load and validate one site file; raise SiteDefinitionError naming file and field."""
     try:
-        # A SafeLoader subclass: plain YAML types only, like yaml.safe_load.
-        parsed = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except OSError as exc:
-        raise SiteDefinitionError(f"{path}: cannot read site file ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise SiteDefinitionError(
-            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise SiteDefinitionError(f"{path}: not valid YAML ({exc})") from exc
+        # Bounded: size cap, duplicate keys and alias expansion refused (infra/yamlfiles.py).
+        parsed = load_config_file(path, "site file")
+    except ConfigFileError as exc:
+        raise SiteDefinitionError(str(exc)) from exc
     if not isinstance(parsed, dict):
         raise SiteDefinitionError(f"{path}: expected a mapping of site settings at top level")
     try:

