@@ -2,7 +2,21 @@
 
 One fetcher serves one host from one task, so the per-host rate limit holds without any
 coordination between workers (the flow never gives two tasks the same site). Every response
-keeps its raw bytes so the page can be stored exactly as served.
+keeps its raw bytes so the page can be stored exactly as served; what the crawler reads is
+that body with its Content-Encoding undone, up to ``max_decoded_bytes``.
+
+Every wait is bounded, so a hostile or broken site fails alone instead of stalling the run:
+
+- a robots.txt ``Crawl-delay`` (the interval between requests) by ``max_crawl_delay_seconds``:
+  a longer one fails the site at once;
+- a ``Retry-After`` pause by ``max_retry_after_seconds``: a longer one fails the page;
+- backoff after an error without Retry-After by :func:`backoff_seconds`' 30 s cap, at most
+  ``max_retries`` times per URL;
+- a request's slot in the rate limit by the interval above times the ``concurrency``
+  requests queued ahead of it, plus any of the (capped) pauses;
+- each connect, read and write by ``timeout_seconds``, a whole response body by four times
+  that, and a site whose requests keep timing out by ``max_consecutive_timeouts`` in a row;
+- the whole crawl by ``max_requests``.
 """
 
 from __future__ import annotations
@@ -10,6 +24,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -28,8 +43,32 @@ class FetchError(RuntimeError):
     """A URL could not be fetched after the allowed retries; the message says why."""
 
 
-class RequestCapReached(FetchError):
+class CrawlAborted(FetchError):
+    """The whole crawl of the site must stop (not just this URL); the message says why."""
+
+
+class RequestCapReached(CrawlAborted):
     """The crawl sent as many requests as the site's ``max_requests`` allows: stop it."""
+
+
+class CrawlDelayTooLong(CrawlAborted):
+    """robots.txt asks for a Crawl-delay above ``max_crawl_delay_seconds``: fail the site."""
+
+
+class SiteUnresponsive(CrawlAborted):
+    """``max_consecutive_timeouts`` requests in a row timed out: give the site up."""
+
+
+class ResponseTooSlow(FetchError):
+    """A response kept coming for longer than its overall deadline (a trickling server)."""
+
+
+class UndecodableBody(FetchError):
+    """A body's Content-Encoding cannot be undone (unknown coding, corrupt data)."""
+
+
+class DecodedTooLarge(UndecodableBody):
+    """A body inflates past ``max_decoded_bytes`` (a gzip bomb, or a page far too large)."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +97,13 @@ class Exchange:
 
 @dataclass(frozen=True)
 class Fetched:
-    """The final response of a successful GET: the exchange and how many attempts it took."""
+    """The final response of a successful GET: the exchange, how many attempts it took and
+    its body with any Content-Encoding undone (what pages are extracted from, images stored
+    as)."""
 
     exchange: Exchange
     attempts: int
+    content: bytes
 
     @property
     def url(self) -> str:
@@ -70,8 +112,8 @@ class Fetched:
 
     @property
     def body(self) -> bytes:
-        """The undecoded body."""
-        return self.exchange.body
+        """The body as the page's content: decoded, at most ``max_decoded_bytes``."""
+        return self.content
 
     @property
     def content_type(self) -> str:
@@ -94,8 +136,59 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 
 def backoff_seconds(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
-    """Exponential backoff with full jitter for retry ``attempt`` (1-based)."""
+    """Exponential backoff with full jitter for retry ``attempt`` (1-based), at most ``cap``."""
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+# zlib window bits per Content-Encoding: gzip framing, zlib framing (deflate as RFC 9110
+# defines it; raw deflate, which some servers send under that name, is tried after it).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decode_content(body: bytes, content_encoding: str | None, cap: int, url: str) -> bytes:
+    """``body`` with its Content-Encoding undone, never more than ``cap`` bytes in memory.
+
+    We ask for ``identity``, but a server may compress anyway, and a gzip bomb is a few MB on
+    the wire and GiBs inflated: zlib's ``max_length`` stops inflating one byte past the cap,
+    and a body that reaches it raises DecodedTooLarge naming the URL and both sizes. An
+    unknown coding or corrupt data raises UndecodableBody.
+    """
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+    data = body
+    for coding in reversed(codings):  # the last coding listed was applied last
+        if coding == "identity":
+            continue
+        if coding not in _WBITS:
+            raise UndecodableBody(
+                f"{url}: Content-Encoding {coding!r} cannot be decoded (the crawler asks for "
+                "identity and undoes gzip and deflate only)"
+            )
+        data = _inflate(data, coding, cap, url, len(body))
+    if len(data) > cap:
+        raise DecodedTooLarge(
+            f"{url}: {len(data)} bytes is more than the {cap}-byte cap "
+            "(politeness.max_decoded_bytes); raise it in the site file if such pages are genuine"
+        )
+    return data
+
+
+def _inflate(data: bytes, coding: str, cap: int, url: str, received: int) -> bytes:
+    """Inflate one coding of ``data``, stopping one byte past ``cap``."""
+    error: zlib.error | None = None
+    for wbits in [_WBITS[coding]] + ([-zlib.MAX_WBITS] if coding == "deflate" else []):
+        try:
+            out = zlib.decompressobj(wbits).decompress(data, cap + 1)
+        except zlib.error as exc:
+            error = exc
+            continue
+        if len(out) > cap:
+            raise DecodedTooLarge(
+                f"{url}: {received} bytes received with Content-Encoding {coding} inflate to "
+                f"more than the {cap}-byte cap (politeness.max_decoded_bytes); stopped there. "
+                "Raise that key in the site file if such pages are genuine"
+            )
+        return out
+    raise UndecodableBody(f"{url}: body is not valid {coding} data ({error})")
 
 
 DISALLOW_ALL = "User-agent: *\nDisallow: /"
@@ -120,6 +213,8 @@ class PoliteFetcher:
     _robots_errors: dict[str, str] = field(default_factory=dict, init=False)
     _next_request_at: float = field(default=0.0, init=False)
     _paused_until: float = field(default=0.0, init=False)
+    _timeouts_in_a_row: int = field(default=0, init=False)
+    _aborted: str | None = field(default=None, init=False)
     requests_sent: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _robots_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -147,7 +242,18 @@ class PoliteFetcher:
             return minimum
         robots = self._robots_for(url)
         delay = robots.crawl_delay(self.user_agent) if robots is not None else None
-        return max(minimum, float(delay or 0.0))
+        if delay is None:
+            return minimum
+        cap = self.politeness.max_crawl_delay_seconds
+        if not float(delay) <= cap:  # also refuses NaN
+            parts = urlsplit(url)
+            raise CrawlDelayTooLong(
+                f"{parts.scheme}://{parts.netloc}/robots.txt asks {self.user_agent!r} for "
+                f"Crawl-delay: {float(delay):g} s between requests, more than "
+                f"politeness.max_crawl_delay_seconds ({cap:g} s) allows; the site is not "
+                "crawled. Raise that key in the site file if this site really needs it"
+            )
+        return max(minimum, float(delay))
 
     def _wait_turn(self, url: str, kind: str) -> None:
         """Wait for this request's slot: one per interval for the host, across all threads.
@@ -158,6 +264,8 @@ class PoliteFetcher:
         interval = self._interval(url, kind)
         while True:
             with self._lock:
+                if self._aborted is not None:
+                    raise SiteUnresponsive(self._aborted)
                 if self.requests_sent >= self.politeness.max_requests:
                     raise RequestCapReached(
                         f"{url}: this crawl reached its cap of {self.politeness.max_requests} "
@@ -190,11 +298,19 @@ class PoliteFetcher:
         """Fetch and parse ``origin``'s robots.txt, following RFC 9309 on errors.
 
         It goes the way of every request (host check on each redirect hop, rate limit, size
-        cap, into the WARC), except that robots.txt cannot be asked about itself.
+        cap, into the WARC), except that robots.txt cannot be asked about itself. Its body is
+        decoded like a page's.
         """
+        url = f"{origin}/robots.txt"
         try:
-            exchange = self._get_capped(f"{origin}/robots.txt", "robots")
-        except RequestCapReached:
+            exchange = self._get_capped(url, "robots")
+            body = decode_content(
+                exchange.body,
+                _header(exchange.response_headers, "Content-Encoding"),
+                self.politeness.max_decoded_bytes,
+                url,
+            )
+        except CrawlAborted:
             raise
         except (httpx.HTTPError, FetchError) as exc:
             # RFC 9309 2.3.1.4: robots.txt unreachable -> assume complete disallow.
@@ -207,7 +323,7 @@ class PoliteFetcher:
         elif exchange.status >= 400:
             text = ""
         else:
-            text = exchange.body.decode("utf-8", errors="replace")
+            text = body.decode("utf-8", errors="replace")
         self._robots[origin] = Protego.parse(text)
 
     def allowed(self, url: str) -> bool:
@@ -238,13 +354,22 @@ class PoliteFetcher:
     def get(self, url: str, kind: str, expect: tuple[str, ...] = ("text/html",)) -> Fetched:
         """GET ``url`` politely; retry 429/5xx and network errors; raise FetchError otherwise.
 
-        ``kind`` (listing, lot, image) labels the exchanges in the page backup.
+        ``kind`` (listing, lot, image) labels the exchanges in the page backup. A timeout
+        counts towards ``max_consecutive_timeouts`` (SiteUnresponsive past it); the body is
+        decoded within ``max_decoded_bytes`` (DecodedTooLarge past it, the response staying
+        in the page backup as received).
         """
         attempts = 0
         while True:
             attempts += 1
             try:
                 exchange = self._get_capped(url, kind)
+            except (httpx.TimeoutException, ResponseTooSlow) as exc:
+                self._timed_out(exc)
+                if attempts > self.politeness.max_retries:
+                    raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
+                self._pause_host(backoff_seconds(attempts))
+                continue
             except httpx.HTTPError as exc:
                 if attempts > self.politeness.max_retries:
                     raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
@@ -252,12 +377,8 @@ class PoliteFetcher:
                 continue
             status = exchange.status
             if status in RETRY_STATUSES and attempts <= self.politeness.max_retries:
-                wait = retry_after_seconds(_header(exchange.response_headers, "Retry-After"))
-                if wait is None:
-                    wait = backoff_seconds(attempts)
-                if wait > self.politeness.max_retry_after_seconds:
-                    raise FetchError(f"{url}: HTTP {status} asks to retry after {wait:.0f} s")
-                self._pause_host(wait)  # the whole host slows down, not just this thread
+                # The whole host slows down, not just this thread.
+                self._pause_host(self._retry_wait(url, exchange, attempts))
                 continue
             if status >= 400:
                 raise FetchError(f"{url}: HTTP {status} after {attempts} attempt(s)")
@@ -266,7 +387,42 @@ class PoliteFetcher:
                 raise FetchError(
                     f"{url}: content type {content_type!r}, expected one of {', '.join(expect)}"
                 )
-            return Fetched(exchange, attempts)
+            encoding = _header(exchange.response_headers, "Content-Encoding")
+            content = decode_content(
+                exchange.body, encoding, self.politeness.max_decoded_bytes, url
+            )
+            return Fetched(exchange, attempts, content)
+
+    def _retry_wait(self, url: str, exchange: Exchange, attempts: int) -> float:
+        """How long to pause the host before retrying ``url``: its Retry-After (FetchError
+        above ``max_retry_after_seconds``), else the backoff for this attempt."""
+        wait = retry_after_seconds(_header(exchange.response_headers, "Retry-After"))
+        if wait is None:
+            return backoff_seconds(attempts)
+        cap = self.politeness.max_retry_after_seconds
+        if wait > cap:
+            raise FetchError(
+                f"{url}: HTTP {exchange.status} asks to retry after {wait:.0f} s, more than "
+                f"politeness.max_retry_after_seconds ({cap:g} s) allows"
+            )
+        return wait
+
+    def _timed_out(self, exc: Exception) -> None:
+        """Count a timed-out attempt; at ``max_consecutive_timeouts`` in a row (no response
+        in between), stop the whole crawl: every further request fails at once."""
+        limit = self.politeness.max_consecutive_timeouts
+        with self._lock:
+            self._timeouts_in_a_row += 1
+            if self._timeouts_in_a_row < limit:
+                return
+            if self._aborted is None:
+                self._aborted = (
+                    f"{limit} requests in a row timed out (politeness.max_consecutive_timeouts; "
+                    f"last: {type(exc).__name__}: {exc}); the site stopped answering, so it is "
+                    "given up. Raise that key or politeness.timeout_seconds if it is only slow"
+                )
+            message = self._aborted
+        raise SiteUnresponsive(message) from exc
 
     def _get_capped(self, url: str, kind: str) -> Exchange:
         """GET following at most MAX_REDIRECTS redirects, each hop checked like the first."""
@@ -296,7 +452,7 @@ class PoliteFetcher:
                 if size > cap:
                     raise FetchError(f"{url}: page larger than the {cap}-byte cap")
                 if time.monotonic() > deadline:
-                    raise FetchError(
+                    raise ResponseTooSlow(
                         f"{url}: response took over {4 * self.politeness.timeout_seconds:g} s"
                     )
                 chunks.append(chunk)
@@ -311,6 +467,8 @@ class PoliteFetcher:
                 fetched_at=time.time(),
                 kind=kind,
             )
+        with self._lock:
+            self._timeouts_in_a_row = 0  # the site answered
         self.record(exchange)
         return exchange
 

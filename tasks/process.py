@@ -2,7 +2,9 @@
 
 Reads the lot pages from the site's WARC file for the day (never the live site), extracts
 each field with the site's selectors, parses prices, estimates and dates, and writes the
-clean lots to one JSON-lines file per site and day.
+clean lots to one JSON-lines file per site and day. Lot keys come from the URL; when two
+different URLs give one key, the later pages are held back as invalid (naming both URLs)
+rather than merged into one lot.
 
 Before anything reaches the database the run is checked as a whole (Spidermon-style): the
 fill rate of each required field, the share of lots failing validation, and the number of
@@ -21,8 +23,15 @@ from pathlib import Path
 
 from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
+from tasks.checksums import check_backup, restore_hint
 from tasks.extract import RawLot, extract_lot
-from tasks.normalise import LotRecord, LotValidationError, normalise_lot
+from tasks.normalise import (
+    FieldProblem,
+    LotRecord,
+    LotValidationError,
+    lot_key_of,
+    normalise_lot,
+)
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.scrape import decode_html
 from tasks.storage import DataRoot
@@ -93,6 +102,29 @@ def check_run(
     return breaches
 
 
+def key_collision(site: SiteDefinition, url: str, owners: dict[str, str]) -> str | None:
+    """The error for a lot page whose key an earlier, different URL already has, else None.
+
+    Lot keys come from the URL (:func:`tasks.normalise.lot_key_of`), so /a/lot/X and
+    /b/lot/X give one key: loading both would merge two lots silently. The first URL keeps the
+    key and ``owners`` records it; the later ones become invalid lots, quarantined with their
+    raw text, naming both URLs and the key.
+    """
+    key = lot_key_of(url)
+    first = owners.setdefault(key, url)
+    if not key or first == url:
+        return None
+    problem = FieldProblem(
+        "url",
+        url,
+        f"a URL with a lot key of its own, but its lot key {key!r} is also that of {first}, "
+        "processed before it; this page is held back so the two are not merged into one lot. "
+        "If they are one lot, make the site's lot_links selector find one URL for it; if not, "
+        "they need lot ids of the platform (the next issue)",
+    )
+    return str(LotValidationError(site.name, url, [problem]))
+
+
 def _jsonl(rows: list[str]) -> bytes:
     return "".join(row + "\n" for row in rows).encode()
 
@@ -112,18 +144,31 @@ def process_site(
             f"{site.name}: no page backup for {day} ({warc} is missing); "
             "run the pipeline for that day first"
         )
+    check_backup(warc, restore_hint(root, day, warc))  # a damaged backup is never read
     raws: list[RawLot] = []
     urls: list[str] = []
     records: list[LotRecord] = []
     errors: dict[str, str] = {}
-    for page in read_pages(warc, "lot"):
+    key_owners: dict[str, str] = {}
+    for page in read_pages(warc, "lot", site.politeness.max_decoded_bytes):
+        if page.error is not None:  # e.g. a gzip bomb: an invalid lot, not a worker's memory
+            raws.append({})
+            urls.append(page.url)
+            errors[page.url] = page.error
+            continue
         raw = extract_lot(site, decode_html(page.body, page.content_type), page.url)
         raws.append(raw)
         urls.append(page.url)
+        collision = key_collision(site, page.url, key_owners)
         try:
-            records.append(normalise_lot(site, raw, page.url))
+            record = normalise_lot(site, raw, page.url)
         except LotValidationError as exc:
-            errors[page.url] = str(exc)
+            errors[page.url] = "; ".join(filter(None, [str(exc), collision]))
+            continue
+        if collision:
+            errors[page.url] = collision
+        else:
+            records.append(record)
 
     quarantine = root.quarantine_file(day, site.name)
     rates = fill_rates(site, raws)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
+from tasks.checksums import check_backup, restore_hint
 from tasks.extract import extract_listing, extract_lot
-from tasks.politeness import Fetched, FetchError, PoliteFetcher, RequestCapReached
+from tasks.politeness import CrawlAborted, Fetched, FetchError, PoliteFetcher
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.storage import DataRoot, store_content_addressed
 from tasks.warc import WarcRecorder, read_responses
@@ -34,7 +35,11 @@ class SiteScrapeError(RuntimeError):
 
 @dataclass(frozen=True)
 class ScrapeReport:
-    """What one site's scrape fetched and stored, and where it ran."""
+    """What one site's scrape fetched and stored, and where it ran.
+
+    ``warnings`` are what the crawl completed with but a person should know, such as
+    pagination cut short by ``listing.max_pages``: the run stays ok, the summary shows them.
+    """
 
     site: str
     day: str
@@ -46,6 +51,7 @@ class ScrapeReport:
     requests_sent: int
     warc_file: str
     reused: bool = False
+    warnings: list[str] = field(default_factory=list)
     place: RunPlace = field(default_factory=where_am_i)
 
 
@@ -88,17 +94,19 @@ def _warcinfo(site: SiteDefinition, day: date) -> dict[str, str]:
 
 
 def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
-    """The report of a scrape whose WARC file is already complete."""
+    """The report of a scrape whose WARC file is already complete (and intact: a damaged
+    one fails the site with the way to restore it, rather than pass for the day's pages)."""
     warc = root.warc_file(day, site.name)
+    check_backup(warc, restore_hint(root, day, warc))
     counts: dict[str, int] = {}
-    for page in read_responses(warc):
-        if page.status == 200:
+    for page in read_responses(warc, site.politeness.max_decoded_bytes):
+        if page.status == 200 and page.error is None:
             counts[page.kind] = counts.get(page.kind, 0) + 1
     manifest = root.image_manifest(day, site.name)
     images = len(manifest.read_text().splitlines()) if manifest.exists() else 0
     failures = root.failures_file(day, site.name)
-    failed = (
-        [json.loads(line)["error"] for line in failures.read_text().splitlines() if line]
+    rows = (
+        [json.loads(line) for line in failures.read_text().splitlines() if line]
         if failures.exists()
         else []
     )
@@ -109,11 +117,23 @@ def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
         lot_pages=counts.get("lot", 0),
         images=images,
         new_images=0,
-        failed_urls=failed,
+        failed_urls=[row["error"] for row in rows if "error" in row],
         requests_sent=0,
         warc_file=str(warc),
         reused=True,
+        warnings=[row["warning"] for row in rows if "warning" in row],
     )
+
+
+def _max_pages_warning(site: SiteDefinition, next_url: str | None, seen: set[str]) -> list[str]:
+    """The warning for a listing cut short by ``listing.max_pages``, if it was."""
+    if not next_url or next_url in seen:
+        return []
+    return [
+        f"stopped at listing.max_pages ({site.listing.max_pages}) listing pages; the next one, "
+        f"{next_url}, was not fetched, so the sale may have more lots. Raise listing.max_pages "
+        f"in sites/{site.name}.yaml if the sale is really that long"
+    ]
 
 
 def scrape_site(
@@ -147,7 +167,7 @@ def scrape_site(
             """One lot page and its images; failures are reported, not raised."""
             try:
                 fetched = fetcher.get(lot_url, kind="lot")
-            except RequestCapReached:
+            except CrawlAborted:
                 raise  # the whole crawl stops: a truncated day must not look finished
             except FetchError as exc:
                 return LotFetch(ok=False, failures=[str(exc)])
@@ -157,7 +177,7 @@ def scrape_site(
             for image_url in images if isinstance(images, list) else [images]:
                 try:
                     image = fetcher.get(image_url, kind="image", expect=("image/",))
-                except RequestCapReached:
+                except CrawlAborted:
                     raise
                 except FetchError as exc:
                     result.failures.append(str(exc))
@@ -191,6 +211,8 @@ def scrape_site(
                     seen_pages.add(url)
                     try:
                         fetched = pool.submit(fetcher.get, url, kind="listing").result()
+                    except CrawlAborted:
+                        raise
                     except FetchError as exc:
                         raise SiteScrapeError(f"{site.name}: listing page failed: {exc}") from exc
                     listing_pages += 1
@@ -203,7 +225,7 @@ def scrape_site(
                 for future in pending:
                     lots.append(future.result())
                     report(len(lots), len(lot_urls))
-            except RequestCapReached as exc:
+            except CrawlAborted as exc:  # request cap, Crawl-delay cap, site unresponsive
                 raise SiteScrapeError(f"{site.name}: {exc}") from exc
             finally:  # a failed crawl sends no further requests
                 for future in pending:
@@ -222,7 +244,9 @@ def scrape_site(
             )
         lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in image_rows)
         write_atomic(root.image_manifest(day, site.name), lines.encode())
+        warnings = _max_pages_warning(site, url, seen_pages)
         lines = "".join(json.dumps({"error": message}) + "\n" for message in failed)
+        lines += "".join(json.dumps({"warning": message}) + "\n" for message in warnings)
         write_atomic(root.failures_file(day, site.name), lines.encode())
 
     return ScrapeReport(
@@ -235,4 +259,5 @@ def scrape_site(
         failed_urls=failed,
         requests_sent=fetcher.requests_sent,
         warc_file=str(warc_path),
+        warnings=warnings,
     )

@@ -4,9 +4,14 @@ WARC 1.1 (ISO 28500), written with warcio: a ``warcinfo`` record first, then a r
 response record for every HTTP exchange the crawler completed (retried errors and redirect
 hops included), each record gzipped on its own so standard tools can seek in the file. The
 file is written under a temporary name and renamed into place only when the crawl finished,
-so a job killed mid-crawl never leaves a backup that looks complete. Processing reads pages
-back from here, not from the live site, which is what makes a reprocess after a selector fix
-possible.
+so a job killed mid-crawl never leaves a backup that looks complete; its sha256 is recorded
+beside it first (``tasks/checksums.py``), so later damage is found, not read. Processing reads
+pages back from here, not from the live site, which is what makes a reprocess after a
+selector fix possible.
+
+Bodies are stored as received (a gzip-encoded page stays gzip, with its Content-Encoding
+header); reading them back undoes the encoding within ``politeness.max_decoded_bytes``, so
+a gzip bomb in a backup fails its page instead of the worker reading it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from infra.atomic import fsync_directory
-from tasks.politeness import Exchange
+from sites.loader import Politeness
+from tasks.checksums import file_digest, record_digest
+from tasks.politeness import Exchange, UndecodableBody, decode_content
 
 KIND_HEADER = "X-Auction-Pipeline-Kind"
 # The body is stored after transfer decoding (httpx does not expose the wire bytes), so
@@ -109,6 +116,8 @@ class WarcRecorder:
                 os.fsync(self._file.fileno())
             self._file.close()
             if exc_type is None:
+                # The digest first: a WARC under its final name always has one to check.
+                record_digest(self._tmp, file_digest(self._tmp), self.path.name)
                 os.replace(self._tmp, self.path)
                 fsync_directory(self.path.parent)
             else:
@@ -118,9 +127,16 @@ class WarcRecorder:
             self._tmp.unlink(missing_ok=True)
 
 
+DEFAULT_MAX_DECODED_BYTES: int = Politeness().max_decoded_bytes
+
+
 @dataclass(frozen=True)
 class StoredPage:
-    """A response read back from a WARC file."""
+    """A response read back from a WARC file, its body decoded.
+
+    ``error`` says why the body could not be decoded within the cap (``body`` is then
+    empty): the page counts as a failed URL of its site, the others are read on.
+    """
 
     url: str
     kind: str
@@ -128,27 +144,53 @@ class StoredPage:
     content_type: str
     body: bytes
     fetched_at: datetime
+    error: str | None = None
 
 
-def read_responses(path: Path) -> Iterator[StoredPage]:
-    """Every response record of a WARC file, in file order."""
+def read_responses(
+    path: Path, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+) -> Iterator[StoredPage]:
+    """Every response record of a WARC file, in file order, bodies decoded up to the cap.
+
+    The stored bytes are read as stored (warcio's ``content_stream()`` would inflate a gzip
+    body without limit) and decoded by :func:`tasks.politeness.decode_content`.
+    """
     with open(path, "rb") as handle:
         for record in ArchiveIterator(handle):
             if record.rec_type != "response":
                 continue
             http = record.http_headers
+            url = record.rec_headers.get_header("WARC-Target-URI")
+            body, error = _decoded(
+                record.raw_stream.read(), http.get_header("Content-Encoding"), url, path,
+                max_decoded_bytes,
+            )  # fmt: skip
             yield StoredPage(
-                url=record.rec_headers.get_header("WARC-Target-URI"),
+                url=url,
                 kind=record.rec_headers.get_header(KIND_HEADER) or "",
                 status=int(http.get_statuscode()),
                 content_type=http.get_header("Content-Type") or "",
-                body=record.content_stream().read(),
+                body=body,
                 fetched_at=datetime.fromisoformat(record.rec_headers.get_header("WARC-Date")),
+                error=error,
             )
 
 
-def read_pages(path: Path, kind: str) -> Iterator[StoredPage]:
-    """The successful (200) responses of one kind (listing, lot, image) in a WARC file."""
-    for page in read_responses(path):
+def _decoded(
+    raw: bytes, encoding: str | None, url: str, path: Path, cap: int
+) -> tuple[bytes, str | None]:
+    """The decoded body and no error, or no body and the error naming the WARC file."""
+    try:
+        return decode_content(raw, encoding, cap, url), None
+    except UndecodableBody as exc:
+        return b"", f"{exc} (page backup {path})"
+
+
+def read_pages(
+    path: Path, kind: str, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+) -> Iterator[StoredPage]:
+    """The successful (200) responses of one kind (listing, lot, image) in a WARC file;
+    a page whose body cannot be decoded within the cap comes with its ``error`` set."""
+    for page in read_responses(path, max_decoded_bytes):
         if page.kind == kind and page.status == 200:
             yield page
