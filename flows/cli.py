@@ -111,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--profile", default="local", help="cluster profile (default: local)")
     again.add_argument("--data-root", type=_data_root, default=None)
     again.add_argument("--json", action="store_true", help="print one JSON object")
+    again.add_argument(
+        "--drop-site",
+        action="append",
+        dest="drop_sites",
+        metavar="SITE",
+        help="rebuild the day's bag without SITE, whose page backup is gone from warc/ "
+        "(the previous bag is kept under archive/.superseded/); repeatable",
+    )
 
     archive = commands.add_parser("archive", help="check the daily archive bags")
     archive.add_argument("action", choices=["verify"])
@@ -139,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir", type=Path, default=None, help="default .state/prefect-server"
     )
     server.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
+    server.add_argument(
+        "--no-auth", action="store_true", help="allow a non-loopback --host without an auth string"
+    )
     server.add_argument("--port", type=int, default=4200)
     server.add_argument(
         "--database-url", default=None, help="PostgreSQL URL (postgresql+asyncpg://...)"
@@ -197,8 +208,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     if sites:
         lines.append(f"  {'site':<20}{'pages':>7}{'lots':>7}{'images':>8}  status")
         for name, row in sites.items():
-            status = row["error"] or (
-                f"ok, {row['failed_urls']} URL(s) failed" if row["failed_urls"] else "ok"
+            status = row["error"] or ", ".join(
+                ["ok"]
+                + ([f"{row['failed_urls']} URL(s) failed"] if row["failed_urls"] else [])
+                + [f"warning: {warning}" for warning in row.get("warnings") or []]
             )
             lines.append(
                 f"  {name:<20}{row['pages']:>7}{row['lots']:>7}{row['images']:>8}  {status}"
@@ -242,7 +255,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
     """Re-extract, load and archive a past day from its WARC files."""
-    summary = run_pipeline(args.profile, args.date, args.sites, args.data_root, reprocess=True)
+    summary = run_pipeline(
+        args.profile,
+        args.date,
+        args.sites,
+        args.data_root,
+        reprocess=True,
+        drop_sites=args.drop_sites,
+    )
     return _emit(summary, args.json)
 
 
@@ -270,27 +290,62 @@ def cmd_sites(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_server(args: argparse.Namespace) -> int:
-    """Start, stop or describe the long-lived Prefect server."""
+def _server_up(args: argparse.Namespace, state_dir: Path) -> None:
+    """``server up``: start (or confirm) the server; warn loudly about an open API."""
     from infra import prefect_server
     from infra.prefect_api import auth_string
 
-    state_dir = args.state_dir or prefect_server.DEFAULT_STATE_DIR
-    if args.action == "up":
-        info = prefect_server.up(state_dir, args.host, args.port, args.database_url)
-        note(f"Prefect server up (pid {info.pid}); UI at {info.url.removesuffix('/api')}")
-        if auth_string():
-            note(
-                "its API requires the auth string in PREFECT_API_AUTH_STRING; set the same "
-                "variable (or `prefect config set PREFECT_API_AUTH_STRING=...`) wherever "
-                "workers, notifier and flows run"
-            )
-        print(f"export PREFECT_API_URL={info.url}")
-    elif args.action == "down":
-        stopped = prefect_server.down(state_dir)
-        note(f"stopped the Prefect server (pid {stopped.pid})" if stopped else "none running")
+    open_bind = prefect_server.is_open_bind(args.host)
+    if open_bind and not auth_string() and args.no_auth:
+        note(
+            f"WARNING: --no-auth: the Prefect API on {args.host} port {args.port} asks no "
+            "password; anyone who can reach this host can read every run and its logs and "
+            "start or cancel flows. Set PREFECT_API_AUTH_STRING and restart the server to "
+            "close it."
+        )
+    info = prefect_server.up(
+        state_dir, args.host, args.port, args.database_url, allow_open=args.no_auth
+    )
+    note(f"Prefect server up (pid {info.pid}); UI at {info.url.removesuffix('/api')}")
+    if auth_string():
+        note(
+            "its API requires the auth string in PREFECT_API_AUTH_STRING; set the same "
+            "variable (or `prefect config set PREFECT_API_AUTH_STRING=...`) wherever "
+            "workers, notifier and flows run"
+        )
+    print(f"export PREFECT_API_URL={info.url}")
+
+
+def _server_down(state_dir: Path) -> None:
+    """``server down``: stop the verified server, or remove a stale pid file."""
+    from infra import prefect_server
+
+    found = prefect_server.down(state_dir)
+    if isinstance(found, prefect_server.ServerInfo):
+        note(f"stopped the Prefect server (pid {found.pid})")
+    elif found is not None:
+        note(f"removed the stale pid file {found.path} ({found.reason}); nothing was stopped")
     else:
-        print(prefect_server.status(state_dir))
+        note("none running")
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    """Start, stop or describe the long-lived Prefect server. ``status`` exits 0 when it
+    runs and answers, 1 when it does not run or does not answer."""
+    from infra import prefect_server
+
+    state_dir = args.state_dir or prefect_server.DEFAULT_STATE_DIR
+    try:
+        if args.action == "up":
+            _server_up(args, state_dir)
+        elif args.action == "down":
+            _server_down(state_dir)
+        else:
+            healthy, line = prefect_server.status(state_dir)
+            print(line)
+            return 0 if healthy else EXIT_FAILED_RUN
+    except prefect_server.ServerUsageError as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
@@ -356,13 +411,16 @@ def cmd_notifier(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    """Start, stop or describe the local Slurm cluster."""
+    """Start, stop or describe the local Slurm cluster. ``status`` exits 0 when its
+    controller runs and answers, 1 when it does not run or does not answer."""
     if args.action == "up":
         localslurm.up(args.state_dir, args.nodes, log=note, accounting=args.accounting)
     elif args.action == "down":
         localslurm.down(args.state_dir, log=note)
     else:
-        print(localslurm.status(args.state_dir))
+        running, text = localslurm.status(args.state_dir)
+        print(text)
+        return 0 if running else EXIT_FAILED_RUN
     return 0
 
 

@@ -416,21 +416,31 @@ def _cancel_all_jobs(conf: Path, log: Callable[[str], None], timeout: float) -> 
         log(f"could not cancel the cluster's jobs ({exc}); stopping the daemons anyway")
 
 
-def status(state_dir: Path = DEFAULT_STATE_DIR) -> str:
-    """A short, sinfo-like description of the local cluster in ``state_dir``."""
+def status(state_dir: Path = DEFAULT_STATE_DIR) -> tuple[bool, str]:
+    """Whether the local cluster in ``state_dir`` runs and its controller answers, and a
+    short, sinfo-like description of it (or of why not)."""
     state_dir = state_dir.resolve()
     alive = running_daemons(state_dir)
     if "slurmctld" not in alive:
-        return f"no local cluster running in {state_dir} (start one: auction-pipeline cluster up)"
-    lines = [f"local Slurm cluster in {state_dir}"]
-    lines.append("daemons: " + ", ".join(f"{name} ({pid})" for name, pid in alive.items()))
+        return False, (
+            f"no local cluster running in {state_dir} (start one: auction-pipeline cluster up)"
+        )
+    daemons = "daemons: " + ", ".join(f"{name} ({pid})" for name, pid in alive.items())
     env = {**os.environ, "SLURM_CONF": str(state_dir / "slurm.conf")}
+    try:
+        rows = node_states(env=env)
+    except SlurmCommandError as exc:
+        return False, (
+            f"local Slurm cluster in {state_dir}: slurmctld (pid {alive['slurmctld']}) runs "
+            f"but does not answer: {exc}; restart it: auction-pipeline cluster down, then up"
+        )
+    lines = [f"local Slurm cluster in {state_dir}", daemons]
     lines.append(f"{'NODE':<8}{'PARTITION':<11}{'STATE':<12}{'CPUS':>5}{'MEMORY':>9}")
-    for row in node_states(env=env):
+    for row in rows:
         lines.append(
             f"{row.node:<8}{row.partition:<11}{row.state:<12}{row.cpus:>5}{row.memory_mb:>9}"
         )
-    return "\n".join(lines)
+    return True, "\n".join(lines)
 
 
 def use_running_cluster(

@@ -11,9 +11,11 @@ Run it by hand with ``python -m sites.demo.server --port 8765``.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import random
 import re
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -291,9 +293,46 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bind_failure(host: str, port: int, exc: OSError) -> int:
+    """One line on stderr for a port or host the site cannot bind; exit code 3 when the port
+    is busy or not ours to take (could not start), 2 for a host that is not an address here."""
+    prog = "auction-pipeline demo-site: error:"
+    if exc.errno == errno.EADDRINUSE:
+        print(
+            f"{prog} port {port} on {host} is already in use (another demo site?); stop that "
+            "process or choose another --port (--port 0 picks a free one)",
+            file=sys.stderr,
+        )
+        return 3
+    if exc.errno == errno.EACCES:
+        print(
+            f"{prog} port {port} on {host} needs privileges this user lacks; choose --port "
+            "1024 or above (--port 0 picks a free one)",
+            file=sys.stderr,
+        )
+        return 3
+    print(
+        f"{prog} cannot serve on {host} port {port} ({exc.strerror or exc}); give --host an "
+        "address of this machine, e.g. 127.0.0.1, and a free --port",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve the demo site in the foreground until Ctrl-C, printing its URL first."""
+    """Serve the demo site in the foreground until Ctrl-C, printing its URL first.
+
+    A port outside 0-65535 or a host that is not an address here exits 2, a busy port 3,
+    each with one line on stderr.
+    """
     args = _parser().parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        print(
+            f"auction-pipeline demo-site: error: invalid port {args.port}: expected 0-65535 "
+            "(--port 0 picks a free one)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         config = DemoConfig(
             seed=args.seed,
@@ -310,7 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:
         _parser().error(str(exc))
-    with DemoSite(config, host=args.host, port=args.port) as site:
+    site = DemoSite(config, host=args.host, port=args.port)
+    try:
+        site.start()
+    except OSError as exc:  # socket.gaierror (an unknown host) is an OSError too
+        return _bind_failure(args.host, args.port, exc)
+    try:
         print(f"Demo auction site at {site.url} (Ctrl-C to stop)", flush=True)
         for slug in HOUSES:
             print(f"  {site.url}/{slug}/auctions/{date.today().isoformat()}", flush=True)
@@ -318,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             threading.Event().wait()
         except KeyboardInterrupt:
             print("stopping", flush=True)
+    finally:
+        site.stop()
     return 0
 
 
