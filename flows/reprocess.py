@@ -31,6 +31,7 @@ def reprocess_day(
     sites: list[str] | None = None,
     profile: str = "local",
     data_root: str | None = None,
+    drop_sites: list[str] | None = None,
 ) -> State[Any]:
     """Process, load and archive ``date`` again from its WARC files.
 
@@ -39,6 +40,9 @@ def reprocess_day(
         sites: site names (default: every site with a page backup for that day).
         profile: cluster profile from ``infra/profiles.yaml``.
         data_root: where backups, database and archive live (default: ``data/``).
+        drop_sites: sites whose backups are gone from ``warc/<date>/`` and that the rebuilt
+            bag may leave out (the previous bag is kept under ``archive/.superseded/``);
+            without it such a rebuild is refused, naming how to restore them.
     """
     load_profile(profile)  # a bad profile fails the run here, before any data is touched
     root = Path(data_root) if data_root else default_data_root()
@@ -47,7 +51,7 @@ def reprocess_day(
         raise SiteDefinitionError(f"no page backups for {date} in {DataRoot(root).warc_dir(date)}")
     with Run.start(date, root, names) as run:
         run.collect_processing({run.submit_process(name): name for name in run.sites})
-        run.load_and_archive()
+        run.load_and_archive(drop_sites)
         return run.final_state()
 
 

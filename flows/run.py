@@ -85,10 +85,13 @@ def run_pipeline(
     *,
     rescrape: bool = False,
     reprocess: bool = False,
+    drop_sites: list[str] | None = None,
 ) -> dict[str, Any]:
     """Validate the input, make sure a Prefect API exists, run the flow; return its summary.
 
-    ``reprocess`` runs the reprocess-day flow (stored pages only) instead of the daily one.
+    ``reprocess`` runs the reprocess-day flow (stored pages only) instead of the daily one;
+    ``drop_sites`` lets it rebuild the day's bag without sites whose backups are gone.
+    A flow that raises still gives a summary with the date and every site, each naming why.
     """
     root = checked_data_root(data_root)
     profile = load_profile(profile_name)
@@ -131,6 +134,7 @@ def run_pipeline(
                 sites=names or None,
                 profile=profile.name,
                 data_root=str(root),
+                drop_sites=drop_sites,
                 return_state=True,
             )
         else:
@@ -147,8 +151,24 @@ def run_pipeline(
     if isinstance(summary, SitesFailed):
         summary = dict(summary.summary)
     if not isinstance(summary, dict):
-        summary = {"error": str(summary)}
+        everyone = names or (backed_up_sites(root, day) if reprocess and day else [])
+        summary = _summary_of_a_raised_flow(summary, day, everyone, root)
     summary["state"] = state.type.value
     summary["message"] = state.message
     summary.setdefault("flow_run_id", str(state.state_details.flow_run_id))
     return cast(dict[str, Any], summary)
+
+
+def _summary_of_a_raised_flow(
+    error: object, day: date | None, names: list[str], root: Path
+) -> dict[str, Any]:
+    """The summary of a flow that raised before it could report (a busy or damaged data
+    root, say): its date and every site it was to collect, each with the error."""
+    why = f"not run: {type(error).__name__}: {error}"
+    row = {"pages": 0, "lots": 0, "images": 0, "failed_urls": 0, "error": why}
+    return {
+        "date": (day or date.today()).isoformat(),
+        "data_root": str(root),
+        "sites": {name: dict(row) for name in names},
+        "error": str(error),
+    }

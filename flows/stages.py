@@ -150,6 +150,7 @@ class Run:
     flow_name: str
     sites: dict[str, SiteDefinition]
     failures: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # the run's own: load, archive
     places: list[RunPlace] = field(default_factory=list)
     scraped: dict[str, ScrapeReport] = field(default_factory=dict)
     processed: dict[str, ProcessReport] = field(default_factory=dict)
@@ -208,24 +209,53 @@ class Run:
                 self.processed[name] = report
                 self.places.append(report.place)
 
-    def load_and_archive(self) -> None:
-        """Load the sites that processed cleanly (one writer), then archive the whole day."""
+    def load_and_archive(self, drop_sites: list[str] | None = None) -> None:
+        """Load the sites that processed cleanly (one writer), then archive the whole day.
+
+        A load or archive that fails is recorded as the run's error (the run then ends Failed
+        with its summary); the archive is not rebuilt after a failed load. ``drop_sites``
+        may leave out of the rebuilt bag sites whose backups are gone (``archive_day``).
+        """
         if not self.processed:
             return
         ok = sorted(self.processed)
-        self.loaded = load_task.submit(
-            self.day,
-            [self.sites[n] for n in ok],
-            [self.processed[n].processed_file for n in ok],
-            self.database_url,
-        ).result()
-        self.places.append(self.loaded.place)
-        for name, why in self.loaded.failed_sites.items():
+        loaded, error = outcome(
+            load_task.submit(
+                self.day,
+                [self.sites[n] for n in ok],
+                [self.processed[n].processed_file for n in ok],
+                self.database_url,
+            )
+        )
+        if loaded is None:
+            self.errors.append(f"load: {error}")
+            return
+        self.loaded = loaded
+        self.places.append(loaded.place)
+        for name, why in loaded.failed_sites.items():
             self.failures[name] = f"load: {why}"
-        self.archived = archive_task.submit(
-            self.day, self.data_root, self.database_url, self.flow_run_id, self.places
-        ).result()
-        self.places.append(self.archived.place)
+        archived, error = outcome(
+            archive_task.submit(
+                self.day,
+                self.data_root,
+                self.database_url,
+                self.flow_run_id,
+                self.places,
+                drop_sites,
+            )
+        )
+        if archived is None:
+            self.errors.append(f"archive: {error}")
+            return
+        self.archived = archived
+        self.places.append(archived.place)
+        if archived.superseded:
+            get_run_logger().warning(
+                "the previous bag of %s held backups the new one does not (a rescrape or a "
+                "dropped site); it is kept at %s",
+                self.day,
+                archived.superseded,
+            )
 
     def publish(self) -> None:
         """Leave the run's per-site table in the Prefect UI (Artifacts tab of the run)."""
@@ -239,6 +269,7 @@ class Run:
                 warnings.append(f"{row['failed_urls']} URLs failed")
             if row["reused_backup"]:
                 warnings.append("reused the day's page backup")
+            warnings.extend(row["warnings"])  # the scrape's own, e.g. listing.max_pages reached
             rows.append(
                 {
                     "site": name,
@@ -260,9 +291,10 @@ class Run:
         """Completed with the summary, or Failed naming every failed site and why."""
         self.publish()
         summary = self.summary()
-        if self.failures:
+        if self.failures or self.errors:
             shown = "; ".join(f"{site}: {why}" for site, why in sorted(self.failures.items()))
-            message = f"{len(self.failures)} site(s) failed: {shown}"
+            parts = [f"{len(self.failures)} site(s) failed: {shown}"] if self.failures else []
+            message = "; ".join(parts + self.errors)
             return Failed(message=message, data=SitesFailed(message, summary))
         return Completed(message=f"{len(self.processed)} site(s) collected", data=summary)
 
@@ -278,6 +310,7 @@ class Run:
                 "failed_urls": len(s.failed_urls) if s else 0,
                 "requests": s.requests_sent if s else 0,
                 "reused_backup": s.reused if s else None,
+                "warnings": list(s.warnings) if s else [],
                 "lots": p.lots if p else 0,
                 "invalid": p.invalid if p else 0,
                 "error": self.failures.get(name),
@@ -292,6 +325,8 @@ class Run:
             "database": loaded.database if loaded else None,
             "new_lots": loaded.new_lots if loaded else 0,
             "archive": self.archived.path if self.archived else None,
+            "superseded_archive": self.archived.superseded if self.archived else None,
+            "errors": list(self.errors),
             "slurm_jobs": slurm_jobs(self.places),
             "task_places": [asdict(p) for p in self.places],
         }

@@ -100,6 +100,12 @@ class DataRoot:
         """The day's archive bag."""
         return self.path / "archive" / day.isoformat()
 
+    def archived_copy(self, day: date, backup: Path) -> Path:
+        """Where the day's bag keeps its copy of ``backup`` (a WARC file or images manifest
+        of ``warc/<day>/``)."""
+        folder = "warc" if backup.name.endswith(".warc.gz") else "images"
+        return self.archive_dir(day) / "data" / folder / backup.name
+
     @property
     def slurm_logs(self) -> Path:
         """Slurm job logs and rendered job scripts."""
@@ -147,11 +153,13 @@ def recover_directory(final: Path) -> None:
 
 
 @contextmanager
-def staged_directory(final: Path) -> Iterator[Path]:
+def staged_directory(final: Path, keep_previous_as: Path | None = None) -> Iterator[Path]:
     """Yield a hidden staging directory that replaces ``final`` only if the block succeeds.
 
     The stage is fsynced before it is renamed into place, and an earlier complete ``final``
     stays in place until then, so readers see the old version or the new one, never a mix.
+    The earlier version is then deleted, or, with ``keep_previous_as``, moved there (for a
+    version that holds the last copy of something).
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     recover_directory(final)
@@ -163,6 +171,12 @@ def staged_directory(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    if keep_previous_as is not None and final.exists():
+        # Straight to where it is kept: a kill between the two renames leaves it there, not
+        # as a leftover that the next attempt would delete.
+        keep_previous_as.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(final, keep_previous_as)
+        fsync_directory(keep_previous_as.parent)
     old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex}")
     if final.exists():
         os.replace(final, old)
