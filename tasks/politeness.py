@@ -191,6 +191,16 @@ def _inflate(data: bytes, coding: str, cap: int, url: str, received: int) -> byt
     raise UndecodableBody(f"{url}: body is not valid {coding} data ({error})")
 
 
+# What a listing or lot page must be served as; anything else is refused (and, read back
+# from the WARC, skipped), so a PDF or a JSON error body is never taken for a page.
+PAGE_TYPES = ("text/html",)
+
+
+def accepted(content_type: str, expect: tuple[str, ...] = PAGE_TYPES) -> bool:
+    """Whether a response of ``content_type`` is one of the ``expect``ed types."""
+    return any(content_type.strip().lower().startswith(wanted) for wanted in expect)
+
+
 DISALLOW_ALL = "User-agent: *\nDisallow: /"
 MAX_REDIRECTS = 5
 
@@ -351,7 +361,7 @@ class PoliteFetcher:
                 )
             raise FetchError(f"{url}: disallowed by robots.txt for {self.user_agent!r}")
 
-    def get(self, url: str, kind: str, expect: tuple[str, ...] = ("text/html",)) -> Fetched:
+    def get(self, url: str, kind: str, expect: tuple[str, ...] = PAGE_TYPES) -> Fetched:
         """GET ``url`` politely; retry 429/5xx and network errors; raise FetchError otherwise.
 
         ``kind`` (listing, lot, image) labels the exchanges in the page backup. A timeout
@@ -383,7 +393,7 @@ class PoliteFetcher:
             if status >= 400:
                 raise FetchError(f"{url}: HTTP {status} after {attempts} attempt(s)")
             content_type = exchange.content_type
-            if not any(content_type.startswith(wanted) for wanted in expect):
+            if not accepted(content_type, expect):
                 raise FetchError(
                     f"{url}: content type {content_type!r}, expected one of {', '.join(expect)}"
                 )

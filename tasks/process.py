@@ -32,6 +32,7 @@ from tasks.normalise import (
     lot_key_of,
     normalise_lot,
 )
+from tasks.politeness import accepted
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.scrape import decode_html
 from tasks.storage import DataRoot
@@ -151,6 +152,8 @@ def process_site(
     errors: dict[str, str] = {}
     key_owners: dict[str, str] = {}
     for page in read_pages(warc, "lot", site.politeness.max_decoded_bytes):
+        if not accepted(page.content_type):
+            continue  # the crawl refused it (a failed URL of the day), it is no lot page
         if page.error is not None:  # e.g. a gzip bomb: an invalid lot, not a worker's memory
             raws.append({})
             urls.append(page.url)

@@ -21,7 +21,7 @@ from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
 from tasks.checksums import check_backup, restore_hint
 from tasks.extract import extract_listing, extract_lot
-from tasks.politeness import CrawlAborted, Fetched, FetchError, PoliteFetcher
+from tasks.politeness import CrawlAborted, Fetched, FetchError, PoliteFetcher, accepted
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.storage import DataRoot, store_content_addressed
 from tasks.warc import WarcRecorder, read_responses
@@ -100,7 +100,11 @@ def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
     check_backup(warc, restore_hint(root, day, warc))
     counts: dict[str, int] = {}
     for page in read_responses(warc, site.politeness.max_decoded_bytes):
-        if page.status == 200 and page.error is None:
+        if (
+            page.status == 200
+            and page.error is None
+            and (page.kind == "image" or accepted(page.content_type))
+        ):
             counts[page.kind] = counts.get(page.kind, 0) + 1
     manifest = root.image_manifest(day, site.name)
     images = len(manifest.read_text().splitlines()) if manifest.exists() else 0
