@@ -734,7 +734,9 @@ def load_day(
             except UnstorableValueError as exc:
                 failed[site.name] = str(exc)
             except DBAPIError as error:
-                failed[site.name] = f"the database refused the site's rows: {_db_reason(error)}"
+                failed[site.name] = (
+                    f"{masked(database_url)} refused the site's rows: {_db_reason(error)}"
+                )
         with conn.begin():
             after = _count(conn, lots)
     loaded = [r for r in records if r.site not in failed]

@@ -100,7 +100,12 @@ class WarcRecorder:
             warc_headers_dict={"WARC-Date": date, KIND_HEADER: exchange.kind},
         )
         with self._lock:
-            writer.write_request_response_pair(request, response)
+            try:
+                writer.write_request_response_pair(request, response)
+            except OSError as exc:  # a full disk or quota: name the file, keep the errno
+                raise OSError(
+                    exc.errno, f"cannot write the page backup {self._tmp}: {exc.strerror}"
+                ) from exc
             self.exchanges += 1
 
     def __exit__(
@@ -111,10 +116,18 @@ class WarcRecorder:
     ) -> None:
         assert self._file is not None
         try:
-            if exc_type is None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-            self._file.close()
+            try:
+                if exc_type is None:
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                self._file.close()  # closes the file even when its last flush fails
+            except OSError as error:
+                if exc_type is None:
+                    raise OSError(
+                        error.errno, f"cannot write the page backup {self._tmp}: {error.strerror}"
+                    ) from error
+                # The crawl failed already (often for this very reason, a full disk): its
+                # error is the one to report, not this echo of it.
             if exc_type is None:
                 # The digest first: a WARC under its final name always has one to check.
                 record_digest(self._tmp, file_digest(self._tmp), self.path.name)

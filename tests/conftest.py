@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -123,3 +124,18 @@ def recorded_task_runs(
         if settled or time.monotonic() > deadline:
             return runs
         time.sleep(0.5)
+
+
+@contextmanager
+def tmpfs(where: Path, *options: str, size: str = "64k") -> Iterator[Path]:
+    """A real tmpfs of ``size`` mounted at ``where`` (the tests run as root), unmounted
+    after: a full or read-only filesystem, for the tests of what a run leaves behind."""
+    where.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(where)],
+        check=True,
+    )
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)

@@ -68,7 +68,7 @@ import yaml
 
 from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig, DemoLot
 from sites.demo.pages import format_result, render_listing, render_lot, render_robots
-from sites.demo.server import route
+from sites.demo.server import route, serve_in_background, stop_serving
 
 DAY = date(2026, 3, 14)
 HOUSE = "harrow-finch"
@@ -246,13 +246,7 @@ class HostileSite:
         if scenario == "gzip-bomb":
             self._bomb = b"".join(bomb_chunks(render_lot(self.lots[0]).encode("utf-8")))
         self._server = _Server((self.host, 0), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"hostile-site-{scenario}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_background(self._server, f"hostile-site-{scenario}")
         return self.base_url
 
     def stop(self) -> None:
@@ -260,11 +254,7 @@ class HostileSite:
         self._stopping.set()
         server, thread = self._server, self._thread
         self._server, self._thread = None, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join()
+        stop_serving(server, thread)
 
     def __enter__(self) -> HostileSite:
         return self

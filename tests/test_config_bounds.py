@@ -11,14 +11,13 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import tmpfs
 
 import flows.run
 from deployments.register import DeploymentConfigError, load_deployments
@@ -38,20 +37,6 @@ TODAY = date.today().isoformat()
 BILLION_LAUGHS = 'a0: &a0 "lol"\n' + "".join(
     f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10)
 )
-
-
-@contextmanager
-def tmpfs(where: Path, *options: str) -> Iterator[Path]:
-    """A real 64 KiB tmpfs mounted at ``where`` (the tests run as root), unmounted after."""
-    where.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", ",".join(["size=64k", *options]), "tmpfs", str(where)],
-        check=True,
-    )
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
 
 
 @pytest.fixture

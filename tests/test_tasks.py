@@ -3,6 +3,8 @@ crawling into WARC backups, bad pages, idempotent loads and byte-identical archi
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -11,11 +13,13 @@ from pathlib import Path
 
 import bagit
 import pytest
+from conftest import tmpfs
 
 from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
 from sites.demo.server import DemoSite
 from sites.loader import Politeness, load_sites
 from tasks.archive import archive_day, verify_archives
+from tasks.checksums import damage
 from tasks.extract import extract_lot
 from tasks.normalise import LotValidationError, normalise_lot
 from tasks.politeness import FetchError, PoliteFetcher, retry_after_seconds
@@ -337,3 +341,25 @@ def test_a_new_data_root_is_group_private_and_an_open_one_is_named(tmp_path: Pat
     warning = DataRoot(opened).prepare()
     assert warning is not None and "mode 755" in warning and f"chmod o-rwx {opened}" in warning
     assert opened.stat().st_mode & 0o777 == 0o755  # the owner's choice is not changed
+
+
+def test_a_full_disk_fails_the_crawl_naming_the_file_and_keeps_earlier_backups(
+    tmp_path: Path, demo: type[DemoSite]
+) -> None:
+    with demo(), tmpfs(tmp_path / "small", size="2m") as root:
+        site = load_sites(["harrow-finch"])[0]
+        first = scrape_site(site, date(2026, 3, 13), str(root))
+        kept = Path(first.warc_file).read_bytes()
+        # Leave about 8 KiB free: the next day's crawl runs out of space part-way.
+        free = os.statvfs(root).f_bavail * os.statvfs(root).f_frsize
+        (root / "filler").write_bytes(b"\0" * max(0, free - 8192))
+        with pytest.raises(OSError) as caught:
+            scrape_site(site, DAY, str(root))
+        message = str(caught.value)
+        assert caught.value.errno == errno.ENOSPC
+        assert "No space left on device" in message and str(root) in message
+        # Nothing looks finished that is not, and the earlier day is untouched and intact.
+        assert not DataRoot(root).warc_file(DAY, site.name).exists()
+        assert not list(DataRoot(root).warc_dir(DAY).glob(".*.partial"))
+        assert Path(first.warc_file).read_bytes() == kept
+        assert damage(Path(first.warc_file)) is None

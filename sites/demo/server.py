@@ -179,6 +179,25 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
+def serve_in_background(server: ThreadingHTTPServer, name: str) -> threading.Thread:
+    """Serve ``server`` in a daemon thread, polling for shutdown every 50 ms so that stopping
+    it (and each test using it) returns quickly."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def stop_serving(server: ThreadingHTTPServer | None, thread: threading.Thread | None) -> None:
+    """Stop a server started by :func:`serve_in_background` and release its port."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    if thread is not None:
+        thread.join()
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -219,14 +238,7 @@ class DemoSite:
         if self._server is not None:
             raise RuntimeError("the demo site is already running")
         self._server = _Server((self.host, self.port), self)
-        # A short poll interval so stop() (and each test using the site) returns quickly.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="demo-auction-site",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_background(self._server, "demo-auction-site")
         log.info("demo auction site serving at %s", self.url)
         return self
 
@@ -234,11 +246,7 @@ class DemoSite:
         """Stop serving and release the port; safe to call when not running."""
         server, thread = self._server, self._thread
         self._server, self._thread = None, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join()
+        stop_serving(server, thread)
 
     def __enter__(self) -> DemoSite:
         return self.start()
