@@ -121,7 +121,11 @@ LOT_COLUMNS: list[ColumnSpec] = [
     ColumnSpec("site", observations, "text", "site name", "site definition used"),
     ColumnSpec("house", observations, "text", "name", "auction house"),
     ColumnSpec(
-        "lot_key", observations, "text", "identifier", "the lot within its site (URL's last part)"
+        "lot_key",
+        observations,
+        "text",
+        "identifier",
+        "the lot within its site (its URL's last path segment, with the query if any)",
     ),
     ColumnSpec("crawl_date", observations, "date", "YYYY-MM-DD", "day the lot was observed"),
     ColumnSpec("lot_number", observations, "integer", "number", "lot number in the sale"),
