@@ -28,6 +28,7 @@ from pydantic import (
 
 from infra.envrefs import UnsetVariable, expand_env_refs
 from infra.yamlfiles import ConfigFileError, load_config_file
+from sites.sections import LotIdentity, MediaTypes, accepted_types, check_content_types
 
 SITES_DIR = Path(__file__).resolve().parent
 
@@ -208,6 +209,35 @@ class SiteDefinition(BaseModel):
         description="a Python file beside this one defining adjust_lot(raw, html, url) -> raw,"
         " for the odd site that selectors alone cannot read (resolved to an absolute path)",
     )
+    lot_id: LotIdentity | None = Field(
+        None,
+        description="where the platform's lot id is (default: the URL's last segment and "
+        "query); the database keys lots by it, so a renamed slug is the same lot",
+    )
+    content_types: dict[str, MediaTypes] = Field(
+        default_factory=dict,
+        description="media types each kind of page may be served as (listing, search, lot, "
+        "image, a follow-up's name); default HTML for pages and image/ for images",
+    )
+
+    @field_validator("content_types")
+    @classmethod
+    def _media_types(cls, declared: dict[str, MediaTypes]) -> dict[str, MediaTypes]:
+        return check_content_types(declared)
+
+    @model_validator(mode="after")
+    def _lot_id_field_exists(self) -> SiteDefinition:
+        wanted = self.lot_id.field if self.lot_id is not None else None
+        if wanted is not None and wanted not in self.fields:
+            raise ValueError(
+                f"lot_id.field {wanted!r} names no field rule; add a rule of that name under "
+                f"fields: (known: {', '.join(self.fields)})"
+            )
+        return self
+
+    def accepts(self, kind: str) -> tuple[str, ...]:
+        """The content types a page of ``kind`` may be served as (``sites/sections.py``)."""
+        return accepted_types(self.content_types, kind)
 
     @field_validator("base_url")
     @classmethod

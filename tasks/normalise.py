@@ -70,7 +70,9 @@ class LotRecord(BaseModel):
     site: str = Field(description="site definition name, e.g. 'harrow-finch'")
     house: str = Field(description="auction house display name")
     lot_key: str = Field(
-        min_length=1, description="last path segment of the lot URL, and its ?query if any"
+        min_length=1,
+        description="the platform's lot id (the site's lot_id rule), else the last path "
+        "segment of the lot URL and its ?query if any",
     )
     url: str = Field(description="absolute URL of the lot page")
     lot_number: int = Field(ge=0)
@@ -648,6 +650,15 @@ def lot_key_of(url: str) -> str:
     return f"{segment}?{parts.query}" if segment and parts.query else segment
 
 
+def lot_key_for(site: SiteDefinition, raw: RawLot, url: str) -> str:
+    """The lot's key within its site: the platform's lot id where the site file says where it
+    is (``lot_id:``, so a renamed slug or a tracking parameter is the same lot), else
+    :func:`lot_key_of` its URL. Raises ValueError when the site's lot id is not there."""
+    if site.lot_id is None:
+        return lot_key_of(url)
+    return site.lot_id.read(url, raw)
+
+
 def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     """The LotRecord for the raw strings extracted from the lot page at ``url``.
 
@@ -689,9 +700,16 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     images = raw.get("images")
     image_urls = list(dict.fromkeys(images)) if isinstance(images, list) else []
 
-    lot_key = lot_key_of(url)
-    if not lot_key:
-        reader.problems.append(FieldProblem("url", url, "a URL whose path ends in the lot's id"))
+    try:
+        lot_key = lot_key_for(site, raw, url)
+    except ValueError as exc:
+        lot_key = ""
+        reader.problems.append(FieldProblem("lot_id", url, str(exc)))
+    else:
+        if not lot_key:
+            reader.problems.append(
+                FieldProblem("url", url, "a URL whose path ends in the lot's id")
+            )
     if reader.problems or lot_number is None or title is None or sale_date is None:
         raise LotValidationError(site.name, url, reader.problems)
     conversion = conversion_for(currency, sale_date)

@@ -394,8 +394,11 @@ class PoliteFetcher:
                 raise FetchError(f"{url}: HTTP {status} after {attempts} attempt(s)")
             content_type = exchange.content_type
             if not accepted(content_type, expect):
+                received = content_type.split(";")[0].strip() or "none"
                 raise FetchError(
                     f"{url}: content type {content_type!r}, expected one of {', '.join(expect)}"
+                    f" (if the site serves {kind} pages as {received}, add it to "
+                    f"content_types.{kind} in the site file)"
                 )
             encoding = _header(exchange.response_headers, "Content-Encoding")
             content = decode_content(

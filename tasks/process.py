@@ -2,9 +2,10 @@
 
 Reads the lot pages from the site's WARC file for the day (never the live site), extracts
 each field with the site's selectors, parses prices, estimates and dates, and writes the
-clean lots to one JSON-lines file per site and day. Lot keys come from the URL; when two
-different URLs give one key, the later pages are held back as invalid (naming both URLs)
-rather than merged into one lot.
+clean lots to one JSON-lines file per site and day. A lot's key is the platform's lot id where
+the site file says where it is (``lot_id:``), else it comes from the URL; when two different
+URLs give one URL key, the later pages are held back as invalid (naming both URLs) rather
+than merged into one lot.
 
 Before anything reaches the database the run is checked as a whole (Spidermon-style): the
 fill rate of each required field, the share of lots failing validation, and the number of
@@ -106,11 +107,13 @@ def check_run(
 def key_collision(site: SiteDefinition, url: str, owners: dict[str, str]) -> str | None:
     """The error for a lot page whose key an earlier, different URL already has, else None.
 
-    Lot keys come from the URL (:func:`tasks.normalise.lot_key_of`), so /a/lot/X and
+    Without ``lot_id:`` keys come from the URL (:func:`tasks.normalise.lot_key_of`), so /a/lot/X and
     /b/lot/X give one key: loading both would merge two lots silently. The first URL keeps the
     key and ``owners`` records it; the later ones become invalid lots, quarantined with their
     raw text, naming both URLs and the key.
     """
+    if site.lot_id is not None:
+        return None  # the platform's own ids: two URLs with one id are one lot
     key = lot_key_of(url)
     first = owners.setdefault(key, url)
     if not key or first == url:
@@ -152,7 +155,7 @@ def process_site(
     errors: dict[str, str] = {}
     key_owners: dict[str, str] = {}
     for page in read_pages(warc, "lot", site.politeness.max_decoded_bytes):
-        if not accepted(page.content_type):
+        if not accepted(page.content_type, site.accepts("lot")):
             continue  # the crawl refused it (a failed URL of the day), it is no lot page
         if page.error is not None:  # e.g. a gzip bomb: an invalid lot, not a worker's memory
             raws.append({})

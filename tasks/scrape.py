@@ -103,7 +103,7 @@ def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
         if (
             page.status == 200
             and page.error is None
-            and (page.kind == "image" or accepted(page.content_type))
+            and accepted(page.content_type, site.accepts(page.kind))
         ):
             counts[page.kind] = counts.get(page.kind, 0) + 1
     manifest = root.image_manifest(day, site.name)
@@ -170,7 +170,7 @@ def scrape_site(
         def fetch_lot(lot_url: str) -> LotFetch:
             """One lot page and its images; failures are reported, not raised."""
             try:
-                fetched = fetcher.get(lot_url, kind="lot")
+                fetched = fetcher.get(lot_url, kind="lot", expect=site.accepts("lot"))
             except CrawlAborted:
                 raise  # the whole crawl stops: a truncated day must not look finished
             except FetchError as exc:
@@ -180,7 +180,7 @@ def scrape_site(
             images = raw.get("images") or []
             for image_url in images if isinstance(images, list) else [images]:
                 try:
-                    image = fetcher.get(image_url, kind="image", expect=("image/",))
+                    image = fetcher.get(image_url, kind="image", expect=site.accepts("image"))
                 except CrawlAborted:
                     raise
                 except FetchError as exc:
@@ -214,7 +214,9 @@ def scrape_site(
                 while url and url not in seen_pages and listing_pages < site.listing.max_pages:
                     seen_pages.add(url)
                     try:
-                        fetched = pool.submit(fetcher.get, url, kind="listing").result()
+                        fetched = pool.submit(
+                            fetcher.get, url, kind="listing", expect=site.accepts("listing")
+                        ).result()
                     except CrawlAborted:
                         raise
                     except FetchError as exc:

@@ -218,7 +218,9 @@ def test_wrong_content_type_fails_its_lot(server: HostileSite, tmp_path: Path) -
     site = _site(server, "wrong-content-type", tmp_path)
     scrape_site(site, DAY, str(tmp_path))
     assert _failures(tmp_path, site) == [
-        f"{server.lot_url(1)}: content type 'application/pdf', expected one of text/html"
+        f"{server.lot_url(1)}: content type 'application/pdf', expected one of text/html (if "
+        "the site serves lot pages as application/pdf, add it to content_types.lot in the site "
+        "file)"
     ]
     # The refused response stays in the WARC as received, but is no lot page when read back.
     report = process_site(site, DAY, str(tmp_path))
