@@ -2,43 +2,63 @@
 
 The tool a research software engineer uses while writing or fixing a site definition: the
 file is validated as the pipeline would (errors name the field), and given a saved page or a
-URL it shows, field by field, what each selector extracts and what the parser makes of it.
+URL it shows, field by field, what each step of its selector chain produced (the matched text,
+the regex group, the parsed document, the JSON value) and what the parser makes of it.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sites.loader import SiteDefinition, load_site_file
+from tasks.chains import Page
 
 
-def _page_text(site: SiteDefinition, page: str, kind: str) -> tuple[str, str]:
-    """The page's HTML and its URL (for resolving links), from a file or politely fetched."""
+def _page_text(site: SiteDefinition, page: str, kind: str) -> tuple[Page, str]:
+    """The page (HTML or JSON) and its URL (for resolving links), from a file or fetched.
+
+    A saved file is JSON when its name ends in ``.json``, HTML otherwise; a fetched page is
+    what its Content-Type says, among the types the site accepts for ``kind``.
+    """
     if page.startswith(("http://", "https://")):
+        from tasks.crawl import decode_html
         from tasks.politeness import PoliteFetcher
-        from tasks.scrape import decode_html
 
         with PoliteFetcher(site.user_agent, site.politeness, site.hosts) as fetcher:
-            fetched = fetcher.get(page, kind=kind)
-        return decode_html(fetched.body, fetched.content_type), fetched.url
+            fetched = fetcher.get(page, kind=kind, expect=site.accepts(kind))
+        text = decode_html(fetched.body, fetched.content_type)
+        return Page.from_text(text, fetched.content_type), fetched.url
     path = Path(page)
     try:
-        return path.read_bytes().decode("utf-8", errors="replace"), site.base_url + "/"
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except OSError as exc:
         raise FileNotFoundError(f"cannot read page {path}: {exc.strerror}") from exc
+    content_type = "application/json" if path.suffix.lower() == ".json" else "text/html"
+    return Page.from_text(text, content_type), site.base_url + "/"
 
 
-def _describe_lot(site: SiteDefinition, html: str, url: str) -> list[str]:
-    from tasks.extract import extract_lot
+def _shown(values: list[object], width: int = 100) -> str:
+    """A step's outputs in one line: how many, and the first ones as compact JSON, cut."""
+    text = json.dumps(values, ensure_ascii=False, separators=(",", ":"), default=str)
+    return f"({len(values)}) {text if len(text) <= width else text[: width - 1] + '…'}"
+
+
+def _describe_lot(site: SiteDefinition, page: Page, url: str) -> list[str]:
+    from tasks.extract import Traces, extract_lot
     from tasks.normalise import LotValidationError, normalise_lot
 
-    raw = extract_lot(site, html, url)
-    lines = []
+    traces: Traces = {}
+    raw = extract_lot(site, page, url, traces=traces)
+    lines = ["  (a JSON document)" if page.kind == "json" else "  (an HTML page)"]
     for name, rule in site.fields.items():
-        selector = rule.selector.css or rule.selector.xpath
         value = raw.get(name)
         flag = "MISSING" if value in (None, [], "") else "ok"
-        lines.append(f"  {name:<13} {flag:<8} {selector}")
+        lines.append(f"  {name:<13} {flag:<8} {rule.selector.describe()}")
+        # Each step's outputs, so a researcher sees where a chain stops finding anything.
+        lines.extend(
+            f"  {'':<13}   {step.step:<6} {_shown(step.values)}" for step in traces.get(name, [])
+        )
         lines.append(f"  {'':<13} -> {value!r}")
     try:
         record = normalise_lot(site, raw, url)
@@ -51,7 +71,7 @@ def _describe_lot(site: SiteDefinition, html: str, url: str) -> list[str]:
     return lines
 
 
-def _describe_listing(site: SiteDefinition, html: str, url: str) -> list[str]:
+def _describe_listing(site: SiteDefinition, html: Page, url: str) -> list[str]:
     from tasks.extract import extract_listing
 
     links, next_page = extract_listing(site, html, url)

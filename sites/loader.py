@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
-import parsel
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,7 +27,9 @@ from pydantic import (
 
 from infra.envrefs import UnsetVariable, expand_env_refs
 from infra.yamlfiles import ConfigFileError, load_config_file
+from sites.search import Search
 from sites.sections import LotIdentity, MediaTypes, accepted_types, check_content_types
+from sites.selectors import Selector
 
 SITES_DIR = Path(__file__).resolve().parent
 
@@ -40,46 +41,6 @@ def sites_dir() -> Path:
 
 class SiteDefinitionError(ValueError):
     """A site definition is missing, unreadable or invalid; the message names file and field."""
-
-
-class Selector(BaseModel):
-    """One CSS or XPath selector (parsel syntax: CSS may end in ``::text`` or ``::attr(x)``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    css: str | None = None
-    xpath: str | None = None
-
-    @field_validator("css")
-    @classmethod
-    def _valid_css(cls, css: str | None) -> str | None:
-        # Compile now, so a typo fails when the file is loaded, not at the first page.
-        if css is not None:
-            _try_selector(lambda page: page.css(css), "CSS")
-        return css
-
-    @field_validator("xpath")
-    @classmethod
-    def _valid_xpath(cls, xpath: str | None) -> str | None:
-        if xpath is not None:
-            _try_selector(lambda page: page.xpath(xpath), "XPath")
-        return xpath
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Selector:
-        if (self.css is None) == (self.xpath is None):
-            raise ValueError("give exactly one of 'css' or 'xpath'")
-        return self
-
-
-def _try_selector(query: Callable[[parsel.Selector], object], kind: str) -> None:
-    """Run ``query`` on an empty page; raise ValueError (which pydantic reports) if invalid."""
-    try:
-        query(parsel.Selector(text="<html></html>"))
-    # parsel raises ValueError for bad XPath; cssselect's errors subclass SyntaxError or
-    # RuntimeError, which pydantic would not report as a validation error but let escape.
-    except (SyntaxError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"not a valid {kind} selector: {exc}") from None
 
 
 FieldParser = Literal["text", "price", "estimate", "date", "int"]
@@ -185,7 +146,9 @@ class SiteDefinition(BaseModel):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
     house: str
     base_url: Annotated[str, Field(pattern=r"^https?://")]
-    start_url: str = Field(description="relative to base_url; '{date}' becomes YYYY-MM-DD")
+    start_url: str | None = Field(
+        None, description="the dated listing, relative to base_url; '{date}' becomes YYYY-MM-DD"
+    )
     extra_hosts: list[str] = Field(
         default_factory=list,
         description="other hosts the site's pages or images live on (e.g. an image CDN)",
@@ -200,7 +163,8 @@ class SiteDefinition(BaseModel):
         " invalid (tasks/normalise.py: parse_price)",
     )
     user_agent: str = "auction-pipeline/0.1 (+research crawler; contact: see README)"
-    listing: Listing
+    listing: Listing | None = Field(None, description="how the dated listing is read")
+    search: Search | None = Field(None, description="keyword searches that find lots")
     fields: dict[str, FieldRule]
     politeness: Politeness = Politeness()
     checks: Checks = Checks()
@@ -233,6 +197,17 @@ class SiteDefinition(BaseModel):
                 f"lot_id.field {wanted!r} names no field rule; add a rule of that name under "
                 f"fields: (known: {', '.join(self.fields)})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _a_way_to_find_lots(self) -> SiteDefinition:
+        if self.listing is None and self.search is None:
+            raise ValueError(
+                "give a dated listing (start_url: and listing:) or search:, or both: the site "
+                "needs a way to find its lots"
+            )
+        if (self.listing is None) != (self.start_url is None):
+            raise ValueError("start_url: and listing: go together (the dated listing)")
         return self
 
     def accepts(self, kind: str) -> tuple[str, ...]:
@@ -270,9 +245,16 @@ class SiteDefinition(BaseModel):
         """The hosts the crawler may contact for this site."""
         return frozenset({urlsplit(self.base_url).hostname or "", *self.extra_hosts})
 
-    def start_url_for(self, day: str) -> str:
-        """The first listing page for sale date ``day`` (ISO format)."""
+    def start_url_for(self, day: str) -> str | None:
+        """The first listing page for sale date ``day`` (ISO format); None without a listing."""
+        if self.start_url is None:
+            return None
         return self.base_url.rstrip("/") + "/" + self.start_url.format(date=day).lstrip("/")
+
+    def sale_url_for(self, day: str) -> str:
+        """Where the sale of ``day`` is listed: its dated listing, or, for a site found by
+        search only, the site's root (a marketplace has no listing per sale)."""
+        return self.start_url_for(day) or self.base_url
 
 
 def _describe(error: ValidationError) -> str:

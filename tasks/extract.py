@@ -5,6 +5,10 @@ keeps item loaders apart from spiders: the same function runs on a live page or 
 restored from a WARC backup, so a selector fix can be re-run over past days, and the raw
 strings it returns are stored beside the parsed values so every number can be audited.
 
+Each selector is a chain (css/xpath, jsonld, regex, json; :mod:`sites.selectors`) evaluated
+by :mod:`tasks.chains` on a :class:`~tasks.chains.Page`, which holds an HTML page or a JSON
+document (a plain string is an HTML page).
+
 Raw strings are kept as the page wrote them, except that runs of ASCII whitespace (newlines and
 indentation of the markup) become one space. No-break spaces (U+00A0, U+202F) are kept: they
 are part of how a house writes money, and only the parsers turn them into plain spaces.
@@ -12,12 +16,13 @@ are part of how a house writes money, and only the parsers turn them into plain 
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-import parsel
+from sites.loader import SiteDefinition, load_hook
+from sites.selectors import Selector, uses_lot_id
+from tasks.chains import Page, StepResult, evaluate, tidy_space
 
-from sites.loader import Selector, SiteDefinition, load_hook
+__all__ = ["Page", "RawLot", "RawValue", "extract_listing", "extract_lot", "tidy_space"]
 
 RawValue = str | list[str] | None
 """One extracted field: a string, a list of strings for ``many`` rules, None if nothing matched."""
@@ -28,52 +33,13 @@ RawLot = dict[str, RawValue]
 URL_FIELDS = frozenset({"images"})
 """Fields whose values are URLs, made absolute against the page's URL."""
 
-# Only ASCII whitespace: Python's \s and str.split() would also swallow U+00A0 and U+202F.
-_ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
-_ASCII_SPACE_CHARS = " \t\n\r\f\v"
+Traces = dict[str, list[StepResult]]
+"""What each step of each field's chain produced, by field name (for ``sites check``)."""
 
 
-def tidy_space(text: str) -> str:
-    """Collapse runs of ASCII whitespace to one space and trim them; keep no-break spaces.
-
-    Markup indentation is noise, but the no-break spaces a house puts in "1 200 €" are part of
-    the raw value kept for audit.
-    """
-    return _ASCII_SPACE.sub(" ", text).strip(_ASCII_SPACE_CHARS)
-
-
-def _page(html: str) -> parsel.Selector:
-    """A parsed page; an empty body is an empty page (parsel would raise "needs text")."""
-    return parsel.Selector(text=html or "<html></html>")
-
-
-def _matches(page: parsel.Selector, selector: Selector, *, links: bool = False) -> list[str]:
-    """Every non-empty string ``selector`` finds on ``page``, in document order.
-
-    A match that is an element (a CSS selector without ``::text``/``::attr``, or an XPath that
-    selects elements) yields its whole text, ``string()``, not its HTML; with ``links`` it
-    yields the element's ``href`` instead, so ``a.next`` works as a next-page selector.
-    """
-    if selector.css is not None:
-        found = page.css(selector.css)
-    elif selector.xpath is not None:
-        found = page.xpath(selector.xpath)
-    else:  # the loader guarantees exactly one of the two
-        raise ValueError("a selector needs 'css' or 'xpath'")
-    values: list[str] = []
-    for match in found:
-        # Text and attribute matches (and XPath numbers) have a plain Python value as root;
-        # element matches have an lxml element.
-        if isinstance(match.root, str | int | float):
-            value = match.get()
-        elif links:
-            value = match.attrib.get("href", "")
-        else:
-            value = match.xpath("string()").get()
-        value = tidy_space(value)
-        if value:
-            values.append(value)
-    return values
+def _as_page(page: str | Page) -> Page:
+    """A :class:`Page`; a plain string is an HTML page (what every caller passed before)."""
+    return page if isinstance(page, Page) else Page(page)
 
 
 def _absolute(page_url: str, href: str) -> str | None:
@@ -82,46 +48,119 @@ def _absolute(page_url: str, href: str) -> str | None:
     return url if urlsplit(url).scheme in ("http", "https") else None
 
 
-def extract_listing(site: SiteDefinition, html: str, page_url: str) -> tuple[list[str], str | None]:
+def extract_listing(
+    site: SiteDefinition, html: str | Page, page_url: str
+) -> tuple[list[str], str | None]:
     """The absolute lot URLs on a listing page (page order, each once) and the next page's URL.
 
     The next-page URL is None on the last page, and also when the link points back to the
     page itself, so a site that links "next" to the current page cannot trap the crawler.
     """
-    page = _page(html)
+    if site.listing is None:
+        return [], None  # a site found by search only has no listing pages
+    page = _as_page(html)
     lots: dict[str, None] = {}  # an insertion-ordered set
-    for href in _matches(page, site.listing.lot_links, links=True):
+    for href in evaluate(page, site.listing.lot_links, links=True):
         url = _absolute(page_url, href)
         if url is not None:
             lots.setdefault(url, None)
     next_url = None
     if site.listing.next_page is not None:
-        for href in _matches(page, site.listing.next_page, links=True)[:1]:
+        for href in evaluate(page, site.listing.next_page, links=True)[:1]:
             candidate = _absolute(page_url, href)
             if candidate != urldefrag(page_url).url:
                 next_url = candidate
     return list(lots), next_url
 
 
-def extract_lot(site: SiteDefinition, html: str, page_url: str) -> RawLot:
+def extract_results(site: SiteDefinition, page: str | Page, page_url: str) -> list[str]:
+    """The lot URLs on a search result page, in page order, each once, less the results the
+    site's ``search.results.exclude`` names (links, or ids, e.g. of sponsored results).
+
+    Links are made absolute against the page's URL; ids become URLs by ``lot_url``.
+    """
+    search = site.search
+    if search is None:
+        return []
+    doc, rule = _as_page(page), search.results
+
+    def urls(selector: Selector | None) -> list[str]:
+        if selector is None:
+            return []
+        if rule.lot_links is not None:
+            found = [_absolute(page_url, v) for v in evaluate(doc, selector, links=True)]
+            return [url for url in found if url is not None]
+        return [search.lot_url_for(site.base_url, value) for value in evaluate(doc, selector)]
+
+    excluded = set(urls(rule.exclude))
+    found = urls(rule.lot_links if rule.lot_links is not None else rule.lot_ids)
+    return [url for url in dict.fromkeys(found) if url not in excluded]
+
+
+def extract_lot(
+    site: SiteDefinition,
+    html: str | Page,
+    page_url: str,
+    *,
+    lot_id: str | None = None,
+    traces: Traces | None = None,
+) -> RawLot:
     """The raw string of every field rule of ``site`` on a lot page, keyed by field name.
 
-    A rule yields its first non-empty match (a list of all of them when ``many``), or None
-    when its selector finds nothing, so a missing field is told apart from an empty list.
-    Values of :data:`URL_FIELDS` are made absolute against ``page_url``. A site with a
-    ``hook`` file gets its ``adjust_lot(raw, html, url)`` applied last.
+    ``html`` is the page's HTML, or a :class:`Page` (an HTML page or a JSON document, e.g. a
+    JSON API's response). A rule yields its first non-empty match (a list of all of them when
+    ``many``), or None when its chain finds nothing, so a missing field is told apart from an
+    empty list. Values of :data:`URL_FIELDS` are made absolute against ``page_url``.
+
+    ``lot_id`` fills ``{lot_id}`` in ``json:`` expressions; when not given it is read as the
+    site's ``lot_id:`` says (from the URL, or from its field, which is extracted first), and
+    rules that need one yield None without it. With ``traces``, each field's chain records
+    what each step produced. A site with a ``hook`` file gets its
+    ``adjust_lot(raw, html, url)`` applied last.
     """
-    page = _page(html)
+    page = _as_page(html)
     raw: RawLot = {}
+    waiting = []  # rules needing the lot id, which may itself be a field read first
     for name, rule in site.fields.items():
-        values = _matches(page, rule.selector)
-        if name in URL_FIELDS:
-            values = [urljoin(page_url, value) for value in values]
-        if rule.many:
-            raw[name] = values or None
+        if rule.selector.json_ is not None and uses_lot_id(rule.selector.json_):
+            raw[name] = None  # keeps the site file's field order
+            waiting.append(name)
         else:
-            raw[name] = values[0] if values else None
+            raw[name] = _field(site, page, page_url, name, None, traces)
+    if waiting and lot_id is None:
+        lot_id = _lot_id(site, page_url, raw)
+    for name in waiting:
+        raw[name] = _field(site, page, page_url, name, lot_id, traces)
     if site.hook is not None:
-        adjusted = load_hook(site.hook)(dict(raw), html, page_url)
+        adjusted = load_hook(site.hook)(dict(raw), page.text, page_url)
         raw = {str(k): v for k, v in adjusted.items()}
     return raw
+
+
+def _field(
+    site: SiteDefinition,
+    page: Page,
+    page_url: str,
+    name: str,
+    lot_id: str | None,
+    traces: Traces | None,
+) -> RawValue:
+    """One field's raw value: its first string, all of them for ``many``, None for none."""
+    rule = site.fields[name]
+    trace: list[StepResult] | None = None if traces is None else traces.setdefault(name, [])
+    values = evaluate(page, rule.selector, lot_id=lot_id, trace=trace)
+    if name in URL_FIELDS:
+        values = [urljoin(page_url, value) for value in values]
+    if rule.many:
+        return values or None
+    return values[0] if values else None
+
+
+def _lot_id(site: SiteDefinition, page_url: str, raw: RawLot) -> str | None:
+    """The lot id as the site's ``lot_id:`` reads it from the URL or a field, else None."""
+    if site.lot_id is None:
+        return None
+    try:
+        return site.lot_id.read(page_url, raw)
+    except ValueError:
+        return None  # no id on this page: the rules needing one find nothing
