@@ -33,7 +33,12 @@ class DemoConfig:
     changed_layout: frozenset[str] = field(default_factory=frozenset)
     crawl_delay: float | None = None
     disallow: tuple[str, ...] = ()  # extra robots.txt Disallow paths, e.g. one lot's URL
-    unreachable: frozenset[str] = field(default_factory=frozenset)
+    unreachable: frozenset[str] = field(default_factory=frozenset)  # houses or marketplaces
+    # The demo marketplaces (sites.demo.marketplaces): results per search page, lot ids served
+    # under a new slug (same id, as on a later day), marketplaces that rename one JSON key.
+    search_page_size: int = 8
+    renamed_slugs: frozenset[str] = field(default_factory=frozenset)
+    renamed_json_key: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         """Reject settings that would make the site meaningless, naming the setting."""
@@ -49,10 +54,24 @@ class DemoConfig:
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0.0 and 1.0, got {rate}")
-        unknown = (self.changed_layout | self.unreachable) - HOUSES.keys()
+        unknown = (self.changed_layout - HOUSES.keys()) | (
+            self.unreachable - HOUSES.keys() - set(MARKETPLACES)
+        )
         if unknown:
             raise ValueError(
                 f"unknown house slug(s) {sorted(unknown)}; known: {', '.join(sorted(HOUSES))}"
+                f" (unreachable also takes a marketplace: {', '.join(MARKETPLACES)})"
+            )
+        if self.search_page_size < 1:
+            raise ValueError(f"search_page_size must be at least 1, got {self.search_page_size}")
+        bad_ids = sorted(i for i in self.renamed_slugs if not i.isdigit())
+        if bad_ids:
+            raise ValueError(f"renamed_slugs takes marketplace lot ids (digits), got {bad_ids}")
+        unknown_markets = sorted(self.renamed_json_key - set(MARKETPLACES))
+        if unknown_markets:
+            raise ValueError(
+                f"renamed_json_key takes marketplace names, got {unknown_markets}; "
+                f"known: {', '.join(MARKETPLACES)}"
             )
 
 
@@ -76,6 +95,9 @@ HOUSES: dict[str, House] = {
         House("brooklyn-gallery", "Brooklyn Fine Arts", "New York", "USD", "en-US", "bg"),
     )
 }
+
+MARKETPLACES: tuple[str, ...] = ("ebay", "liveauctioneers", "catawiki")
+"""The demo marketplaces (path prefixes of the same server), see sites.demo.marketplaces."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
+from sites.demo.market_routes import MARKET_SEARCHES, route_marketplace
+from sites.demo.marketplaces import market_catalogue
 from sites.demo.pages import render_index, render_listing, render_lot, render_robots
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,9 @@ def route(catalogue: Catalogue, target: str, today: date | None = None) -> Reply
     """The fault-free response to ``GET target`` (a path with optional query); pure.
 
     URL layout: ``/robots.txt``, ``/{house}/auctions/{YYYY-MM-DD}[?page=N]``,
-    ``/{house}/lot/{lot_id}``, ``/images/{house}/{image_name}`` and ``/``; all else is 404.
+    ``/{house}/lot/{lot_id}``, ``/images/{house}/{image_name}`` and ``/``, and the marketplaces
+    under ``/ebay/``, ``/liveauctioneers/`` and ``/catawiki/`` (:mod:`sites.demo.market_routes`);
+    all else is 404.
     """
     parts = urlsplit(target)
     path = unquote(parts.path)
@@ -97,6 +101,9 @@ def route(catalogue: Catalogue, target: str, today: date | None = None) -> Reply
         )
     if path == "/":
         return _html(200, render_index(today or date.today()))
+    market = route_marketplace(catalogue, target)
+    if market is not None:
+        return Reply(*market)
     match path.split("/")[1:]:
         case ["images", house, name] if house in HOUSES:
             if catalogue.lot_for_image(house, name) is None:
@@ -218,6 +225,7 @@ class DemoSite:
         """Prepare a site for ``config``; port 0 picks a free port when the site starts."""
         self.config = config or DemoConfig()
         self.catalogue = Catalogue(self.config)
+        self.market_catalogue = market_catalogue(self.config)  # raises on a bad marketplace knob
         self.host = host
         self.port = port
         self._faults = _Faults(self.config)
@@ -296,7 +304,16 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--unreachable", action="append", default=[], metavar="HOUSE",
-        help="house answering 503 to everything (repeatable)",
+        help="house or marketplace answering 503 to everything (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--search-page-size", type=int, default=defaults.search_page_size)
+    parser.add_argument(
+        "--renamed-slug", action="append", default=[], metavar="LOT_ID",
+        help="marketplace lot served under a new slug, same id (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--renamed-json-key", action="append", default=[], metavar="MARKETPLACE",
+        help="marketplace renaming one JSON key of its lot pages (repeatable)",
     )  # fmt: skip
     return parser
 
@@ -354,7 +371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             changed_layout=frozenset(args.changed_layout),
             crawl_delay=args.crawl_delay,
             unreachable=frozenset(args.unreachable),
+            search_page_size=args.search_page_size,
+            renamed_slugs=frozenset(args.renamed_slug),
+            renamed_json_key=frozenset(args.renamed_json_key),
         )
+        market_catalogue(config)  # rejects renamed slugs of lots that do not exist
     except ValueError as exc:
         _parser().error(str(exc))
     site = DemoSite(config, host=args.host, port=args.port)
@@ -366,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Demo auction site at {site.url} (Ctrl-C to stop)", flush=True)
         for slug in HOUSES:
             print(f"  {site.url}/{slug}/auctions/{date.today().isoformat()}", flush=True)
+        for path in MARKET_SEARCHES:
+            print(f"  {site.url}{path}", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
