@@ -304,7 +304,7 @@ class Run:
         for name in sorted({*self.scraped, *self.processed, *self.failures}):
             s, p = self.scraped.get(name), self.processed.get(name)
             per_site[name] = {
-                "pages": (s.listing_pages + s.lot_pages) if s else 0,
+                "pages": (s.listing_pages + s.search_pages + s.lot_pages) if s else 0,
                 "lot_pages": s.lot_pages if s else 0,
                 "images": s.images if s else 0,
                 "failed_urls": len(s.failed_urls) if s else 0,

@@ -2,7 +2,8 @@
 
 ``lots`` holds each lot observed on the day with what that day's crawl saw of it (sold, prices,
 estimates, converted amounts), so a day's bag reads the same when it is rebuilt after later
-days changed the lots' latest state; ``observations`` holds the day's observations as stored.
+days changed the lots' latest state; ``observations`` holds the day's observations as stored;
+``search_hits`` which search query found which lot that day.
 
 The files are deterministic, so rebuilding a bag from the same data gives byte-identical files
 and an unchanged manifest: rows in a fixed order that ends with the primary key, columns in the
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Table, func, select
 
 from infra.atomic import write_atomic
-from tasks.store import lots, observations, transaction
+from tasks.store import lots, observations, search_hits, transaction
 
 Kind = Literal["text", "integer", "money", "date", "boolean"]
 
@@ -154,6 +155,19 @@ OBSERVATION_COLUMNS: list[ColumnSpec] = [
     ),
 ]
 
+SEARCH_HIT_COLUMNS: list[ColumnSpec] = [
+    ColumnSpec("site", search_hits, "text", "site name", "site definition of the lot"),
+    ColumnSpec("lot_key", search_hits, "text", "identifier", "the lot within its site"),
+    ColumnSpec("crawl_date", search_hits, "date", "YYYY-MM-DD", "day of the observation"),
+    ColumnSpec(
+        "query",
+        search_hits,
+        "text",
+        "search terms",
+        "a query of the site file's search: whose top results held the lot that day",
+    ),
+]
+
 TABLES: dict[str, tuple[list[ColumnSpec], str]] = {
     "lots": (
         LOT_COLUMNS,
@@ -164,6 +178,11 @@ TABLES: dict[str, tuple[list[ColumnSpec], str]] = {
         OBSERVATION_COLUMNS,
         "The day's observations as stored, one per lot (append-only in the database). "
         "Ordered by site, lot_key.",
+    ),
+    "search_hits": (
+        SEARCH_HIT_COLUMNS,
+        "Which search query found which lot that day, one row per pair (lots from a dated "
+        "listing have none). Ordered by site, lot_key, query.",
     ),
 }
 
@@ -196,6 +215,15 @@ def _query_observations(conn: Connection, day: date) -> list[dict[str, Any]]:
         select(*(observations.c[spec.name] for spec in OBSERVATION_COLUMNS))
         .where(observations.c.crawl_date == day)
         .order_by(*observations.primary_key.columns)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _query_search_hits(conn: Connection, day: date) -> list[dict[str, Any]]:
+    query = (
+        select(*(search_hits.c[spec.name] for spec in SEARCH_HIT_COLUMNS))
+        .where(search_hits.c.crawl_date == day)
+        .order_by(*search_hits.primary_key.columns)
     )
     return [dict(row) for row in conn.execute(query).mappings()]
 
@@ -286,7 +314,11 @@ def export_day(database_url: str, day: date, out_dir: Path) -> list[Path]:
     on the same data gives byte-identical files.
     """
     with transaction(database_url) as conn:
-        contents = {"lots": _query_lots(conn, day), "observations": _query_observations(conn, day)}
+        contents = {
+            "lots": _query_lots(conn, day),
+            "observations": _query_observations(conn, day),
+            "search_hits": _query_search_hits(conn, day),
+        }
     written = []
     for name, (columns, _) in TABLES.items():
         rows = contents[name]

@@ -86,6 +86,11 @@ class LotRecord(BaseModel):
     sale_date: dt.date
     image_urls: list[str]
     raw: dict[str, str | list[str] | None] = Field(description="extracted strings, for audit")
+    found_by: list[str] = Field(
+        default_factory=list,
+        description="the site's search queries whose top results held the lot (none: found "
+        "on a dated listing)",
+    )
     reference_currency: str = Field(
         pattern=r"^[A-Z]{3}$", description="ISO 4217 code of the *_ref amounts, e.g. 'EUR'"
     )

@@ -25,7 +25,8 @@ from pathlib import Path
 from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
 from tasks.checksums import check_backup, restore_hint
-from tasks.extract import RawLot, extract_lot
+from tasks.crawl import page_of
+from tasks.extract import RawLot, extract_lot, extract_results
 from tasks.normalise import (
     FieldProblem,
     LotRecord,
@@ -35,7 +36,7 @@ from tasks.normalise import (
 )
 from tasks.politeness import accepted
 from tasks.runinfo import RunPlace, where_am_i
-from tasks.scrape import decode_html
+from tasks.search import SearchMerge
 from tasks.storage import DataRoot
 from tasks.warc import read_pages
 
@@ -129,6 +130,21 @@ def key_collision(site: SiteDefinition, url: str, owners: dict[str, str]) -> str
     return str(LotValidationError(site.name, url, [problem]))
 
 
+def replay_searches(site: SiteDefinition, warc: Path) -> SearchMerge:
+    """Which queries found each lot, from the result pages stored in the WARC, merged by the
+    same rule the crawl followed (``tasks/search.py``), so a reprocess agrees with it."""
+    merge = SearchMerge(site)
+    if site.search is None:
+        return merge
+    for page in read_pages(warc, "search", site.politeness.max_decoded_bytes):
+        asked = site.search.query_of(site.base_url, page.url)
+        if asked is None or page.error or not accepted(page.content_type, site.accepts("search")):
+            continue
+        links = extract_results(site, page_of(page.body, page.content_type), page.url)
+        merge.add(*asked, links)
+    return merge
+
+
 def _jsonl(rows: list[str]) -> bytes:
     return "".join(row + "\n" for row in rows).encode()
 
@@ -154,6 +170,7 @@ def process_site(
     records: list[LotRecord] = []
     errors: dict[str, str] = {}
     key_owners: dict[str, str] = {}
+    searched = replay_searches(site, warc)
     for page in read_pages(warc, "lot", site.politeness.max_decoded_bytes):
         if not accepted(page.content_type, site.accepts("lot")):
             continue  # the crawl refused it (a failed URL of the day), it is no lot page
@@ -162,7 +179,7 @@ def process_site(
             urls.append(page.url)
             errors[page.url] = page.error
             continue
-        raw = extract_lot(site, decode_html(page.body, page.content_type), page.url)
+        raw = extract_lot(site, page_of(page.body, page.content_type), page.url)
         raws.append(raw)
         urls.append(page.url)
         collision = key_collision(site, page.url, key_owners)
@@ -174,7 +191,7 @@ def process_site(
         if collision:
             errors[page.url] = collision
         else:
-            records.append(record)
+            records.append(record.model_copy(update={"found_by": searched.queries_of(page.url)}))
 
     quarantine = root.quarantine_file(day, site.name)
     rates = fill_rates(site, raws)

@@ -215,6 +215,22 @@ observations = Table(
     ForeignKeyConstraint(["site", "lot_key"], ["lots.site", "lots.lot_key"]),
 )
 
+# Which search queries found a lot on a crawl ("found by mambilla, not by mambila"); a lot
+# from a dated listing has none. A table of its own, so databases of earlier releases gain
+# it on first use (create_all) without a migration.
+search_hits = Table(
+    "search_hits",
+    metadata,
+    Column("site", String, primary_key=True),
+    Column("lot_key", String, primary_key=True),
+    Column("crawl_date", Date, primary_key=True),
+    Column("query", String, primary_key=True),
+    ForeignKeyConstraint(
+        ["site", "lot_key", "crawl_date"],
+        ["observations.site", "observations.lot_key", "observations.crawl_date"],
+    ),
+)
+
 # Columns of ``lots`` that hold its latest state: taken from the most recent crawl.
 _LOT_LATEST = [
     c.name for c in lots.columns if c.name not in ("site", "lot_key", "first_seen", "last_seen")
@@ -652,7 +668,7 @@ def _load_site(conn: Connection, site: SiteDefinition, records: list[LotRecord],
         {
             "site": site.name,
             "sale_date": sale_date,
-            "listing_url": site.start_url_for(sale_date.isoformat()),
+            "listing_url": site.sale_url_for(sale_date.isoformat()),
             "first_seen": day,
             "last_seen": day,
         }
@@ -678,17 +694,21 @@ def _load_site(conn: Connection, site: SiteDefinition, records: list[LotRecord],
         }
 
     _upsert(conn, lots, [_lot_row(r, day) for r in records], lot_updates)
-    conn.execute(
-        delete(observations).where(
-            observations.c.crawl_date == day, observations.c.site == site.name
-        )
-    )
+    for table in (search_hits, observations):  # the hits first: they refer to observations
+        conn.execute(delete(table).where(table.c.crawl_date == day, table.c.site == site.name))
     _upsert(
         conn,
         observations,
         [observation_row(r, day) for r in records],
         lambda new: {c.name: new[c.name] for c in observations.columns if not c.primary_key},
     )
+    hits = [
+        {"site": r.site, "lot_key": r.lot_key, "crawl_date": day, "query": query}
+        for r in records
+        for query in dict.fromkeys(r.found_by)
+    ]
+    if hits:
+        conn.execute(_insert(conn, search_hits), hits)
     seen = select(observations.c.lot_key).where(
         observations.c.site == lots.c.site, observations.c.lot_key == lots.c.lot_key
     )

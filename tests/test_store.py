@@ -252,6 +252,8 @@ def test_export_is_deterministic_and_typed(tmp_path: Path, sites: list[SiteDefin
         "lots.parquet",
         "observations.csv",
         "observations.parquet",
+        "search_hits.csv",
+        "search_hits.parquet",
         "data-dictionary.md",
     ]
     assert _digests(first) == _digests(second)
