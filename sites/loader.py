@@ -27,8 +27,15 @@ from pydantic import (
 
 from infra.envrefs import UnsetVariable, expand_env_refs
 from infra.yamlfiles import ConfigFileError, load_config_file
+from sites.followups import FollowUp
 from sites.search import Search
-from sites.sections import LotIdentity, MediaTypes, accepted_types, check_content_types
+from sites.sections import (
+    DEFAULT_CONTENT_TYPES,
+    LotIdentity,
+    MediaTypes,
+    accepted_types,
+    check_content_types,
+)
 from sites.selectors import Selector
 
 SITES_DIR = Path(__file__).resolve().parent
@@ -64,6 +71,13 @@ class FieldRule(BaseModel):
     min_fill_rate: Annotated[
         float, Field(ge=0, le=1, description="required fields: share of lot pages to fill")
     ] = 0.9
+    # ``from:`` in site files (a Python keyword): a follow-up resource to read instead of the
+    # lot page, e.g. the bidding API's JSON.
+    from_: str | None = Field(
+        None,
+        alias="from",
+        description="the follow: resource this rule reads (default: the lot page)",
+    )
 
 
 class Listing(BaseModel):
@@ -178,6 +192,11 @@ class SiteDefinition(BaseModel):
         description="where the platform's lot id is (default: the URL's last segment and "
         "query); the database keys lots by it, so a renamed slug is the same lot",
     )
+    follow: dict[str, FollowUp] = Field(
+        default_factory=dict,
+        description="further resources fetched for each lot (a description iframe, a bidding "
+        "API), named for field rules' from:",
+    )
     content_types: dict[str, MediaTypes] = Field(
         default_factory=dict,
         description="media types each kind of page may be served as (listing, search, lot, "
@@ -188,6 +207,22 @@ class SiteDefinition(BaseModel):
     @classmethod
     def _media_types(cls, declared: dict[str, MediaTypes]) -> dict[str, MediaTypes]:
         return check_content_types(declared)
+
+    @model_validator(mode="after")
+    def _follow_ups_are_named_and_used_right(self) -> SiteDefinition:
+        for name in self.follow:
+            if name in (*DEFAULT_CONTENT_TYPES, "robots") or not name.isidentifier():
+                raise ValueError(
+                    f"follow.{name}: a follow-up needs a name of its own (letters, digits, _), "
+                    f"not one of {', '.join([*DEFAULT_CONTENT_TYPES, 'robots'])}"
+                )
+        for field_name, rule in self.fields.items():
+            if rule.from_ is not None and rule.from_ not in self.follow:
+                raise ValueError(
+                    f"fields.{field_name}.from: {rule.from_!r} names no follow-up; define it "
+                    f"under follow: (known: {', '.join(self.follow) or 'none'})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _lot_id_field_exists(self) -> SiteDefinition:

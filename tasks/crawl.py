@@ -1,5 +1,5 @@
 """One crawl of one site: find its lots (dated listing, keyword searches, or both) and fetch
-each lot page once, with its images, through the site's polite fetcher.
+each lot page once, with its follow-up resources and images, through the site's polite fetcher.
 
 Finding and fetching share one pool of ``concurrency`` connections and the fetcher's rate
 limit: a result page's lots are fetched while the next result page is still coming, so the
@@ -18,7 +18,7 @@ from datetime import date
 
 from sites.loader import SiteDefinition
 from tasks.chains import Page
-from tasks.extract import extract_listing, extract_lot, extract_results
+from tasks.extract import extract_listing, extract_lot, extract_results, follow_up_urls
 from tasks.politeness import CrawlAborted, Fetched, FetchError, PoliteFetcher
 from tasks.search import SearchMerge, lot_identity
 from tasks.storage import DataRoot, store_content_addressed
@@ -155,7 +155,7 @@ class Crawl:
             future.cancel()
 
     def _fetch_lot(self, lot_url: str) -> LotFetch:
-        """One lot page and its images; failures are reported, not raised."""
+        """One lot page, its follow-ups and its images; failures are reported, not raised."""
         site, fetcher, root = self.site, self.fetcher, self.root
         try:
             fetched = fetcher.get(lot_url, kind="lot", expect=site.accepts("lot"))
@@ -164,7 +164,15 @@ class Crawl:
         except FetchError as exc:
             return LotFetch(ok=False, failures=[str(exc)])
         result = LotFetch(ok=True)
-        raw = extract_lot(site, _page(fetched), fetched.url)
+        page = _page(fetched)
+        raw = extract_lot(site, page, fetched.url)
+        for name, url in follow_up_urls(site, page, fetched.url, raw).items():
+            try:  # into the WARC beside the lot page; its fields stay missing if it fails
+                fetcher.get(url, kind=name, expect=site.accepts(name))
+            except CrawlAborted:
+                raise
+            except FetchError as exc:
+                result.failures.append(str(exc))
         images = raw.get("images") or []
         for image_url in images if isinstance(images, list) else [images]:
             try:

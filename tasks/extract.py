@@ -16,6 +16,7 @@ are part of how a house writes money, and only the parsers turn them into plain 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from sites.loader import SiteDefinition, load_hook
@@ -104,6 +105,7 @@ def extract_lot(
     *,
     lot_id: str | None = None,
     traces: Traces | None = None,
+    resources: Mapping[str, Page] | None = None,
 ) -> RawLot:
     """The raw string of every field rule of ``site`` on a lot page, keyed by field name.
 
@@ -115,8 +117,9 @@ def extract_lot(
     ``lot_id`` fills ``{lot_id}`` in ``json:`` expressions; when not given it is read as the
     site's ``lot_id:`` says (from the URL, or from its field, which is extracted first), and
     rules that need one yield None without it. With ``traces``, each field's chain records
-    what each step produced. A site with a ``hook`` file gets its
-    ``adjust_lot(raw, html, url)`` applied last.
+    what each step produced. Rules with ``from: NAME`` read the follow-up resource
+    ``resources[NAME]`` instead of the page (nothing when it was not fetched). A site with a
+    ``hook`` file gets its ``adjust_lot(raw, html, url)`` applied last.
     """
     page = _as_page(html)
     raw: RawLot = {}
@@ -126,11 +129,11 @@ def extract_lot(
             raw[name] = None  # keeps the site file's field order
             waiting.append(name)
         else:
-            raw[name] = _field(site, page, page_url, name, None, traces)
+            raw[name] = _field(site, page, page_url, name, None, traces, resources)
     if waiting and lot_id is None:
         lot_id = _lot_id(site, page_url, raw)
     for name in waiting:
-        raw[name] = _field(site, page, page_url, name, lot_id, traces)
+        raw[name] = _field(site, page, page_url, name, lot_id, traces, resources)
     if site.hook is not None:
         adjusted = load_hook(site.hook)(dict(raw), page.text, page_url)
         raw = {str(k): v for k, v in adjusted.items()}
@@ -144,9 +147,15 @@ def _field(
     name: str,
     lot_id: str | None,
     traces: Traces | None,
+    resources: Mapping[str, Page] | None = None,
 ) -> RawValue:
     """One field's raw value: its first string, all of them for ``many``, None for none."""
     rule = site.fields[name]
+    if rule.from_ is not None:
+        resource = (resources or {}).get(rule.from_)
+        if resource is None:
+            return None  # the follow-up was not fetched (or not found): the field is missing
+        page = resource
     trace: list[StepResult] | None = None if traces is None else traces.setdefault(name, [])
     values = evaluate(page, rule.selector, lot_id=lot_id, trace=trace)
     if name in URL_FIELDS:
@@ -164,3 +173,27 @@ def _lot_id(site: SiteDefinition, page_url: str, raw: RawLot) -> str | None:
         return site.lot_id.read(page_url, raw)
     except ValueError:
         return None  # no id on this page: the rules needing one find nothing
+
+
+def follow_up_urls(
+    site: SiteDefinition, page: str | Page, page_url: str, raw: RawLot
+) -> dict[str, str]:
+    """The URL of each of the site's follow-ups for the lot page at ``page_url``, whose
+    extracted values are ``raw`` (for a lot id read from a field).
+
+    A template follow-up needs the lot's id; a link follow-up takes the first URL its chain
+    finds on the page. One whose URL cannot be known is left out (its fields stay missing).
+    """
+    doc = _as_page(page)
+    lot_id = _lot_id(site, page_url, raw)
+    urls: dict[str, str] = {}
+    for name, follow in site.follow.items():
+        if follow.link is None:
+            if lot_id is not None:
+                urls[name] = follow.url_for(site.base_url, lot_id)
+            continue
+        for href in evaluate(doc, follow.link, lot_id=lot_id, links=True)[:1]:
+            url = _absolute(page_url, href)
+            if url is not None:
+                urls[name] = url
+    return urls

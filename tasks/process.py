@@ -24,9 +24,10 @@ from pathlib import Path
 
 from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
+from tasks.chains import Page
 from tasks.checksums import check_backup, restore_hint
 from tasks.crawl import page_of
-from tasks.extract import RawLot, extract_lot, extract_results
+from tasks.extract import RawLot, extract_lot, extract_results, follow_up_urls
 from tasks.normalise import (
     FieldProblem,
     LotRecord,
@@ -38,7 +39,7 @@ from tasks.politeness import accepted
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.search import SearchMerge
 from tasks.storage import DataRoot
-from tasks.warc import read_pages
+from tasks.warc import read_pages, read_responses
 
 
 class LayoutChangeError(RuntimeError):
@@ -130,6 +131,31 @@ def key_collision(site: SiteDefinition, url: str, owners: dict[str, str]) -> str
     return str(LotValidationError(site.name, url, [problem]))
 
 
+def stored_follow_ups(site: SiteDefinition, warc: Path) -> dict[str, Page]:
+    """The follow-up resources in the WARC (any of the site's follow-up kinds), by URL, as
+    the extraction reads them; those refused or over the decoded cap are left out."""
+    found: dict[str, Page] = {}
+    for page in read_responses(warc, site.politeness.max_decoded_bytes):
+        usable = page.status == 200 and page.error is None
+        if (
+            usable
+            and page.kind in site.follow
+            and accepted(page.content_type, site.accepts(page.kind))
+        ):
+            found[page.url] = page_of(page.body, page.content_type)
+    return found
+
+
+def _resources_of(
+    site: SiteDefinition, lot_page: Page, url: str, stored: dict[str, Page]
+) -> dict[str, Page] | None:
+    """The follow-ups of the lot page at ``url`` found in the WARC, by follow-up name."""
+    if not site.follow:
+        return None
+    wanted = follow_up_urls(site, lot_page, url, extract_lot(site, lot_page, url))
+    return {name: stored[u] for name, u in wanted.items() if u in stored}
+
+
 def replay_searches(site: SiteDefinition, warc: Path) -> SearchMerge:
     """Which queries found each lot, from the result pages stored in the WARC, merged by the
     same rule the crawl followed (``tasks/search.py``), so a reprocess agrees with it."""
@@ -171,6 +197,7 @@ def process_site(
     errors: dict[str, str] = {}
     key_owners: dict[str, str] = {}
     searched = replay_searches(site, warc)
+    follow_ups = stored_follow_ups(site, warc)
     for page in read_pages(warc, "lot", site.politeness.max_decoded_bytes):
         if not accepted(page.content_type, site.accepts("lot")):
             continue  # the crawl refused it (a failed URL of the day), it is no lot page
@@ -179,7 +206,9 @@ def process_site(
             urls.append(page.url)
             errors[page.url] = page.error
             continue
-        raw = extract_lot(site, page_of(page.body, page.content_type), page.url)
+        lot_page = page_of(page.body, page.content_type)
+        resources = _resources_of(site, lot_page, page.url, follow_ups)
+        raw = extract_lot(site, lot_page, page.url, resources=resources)
         raws.append(raw)
         urls.append(page.url)
         collision = key_collision(site, page.url, key_owners)
