@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     sites.add_argument("file", type=Path, help="a site YAML file")
     sites.add_argument("--page", help="a saved HTML page or URL to try the selectors on")
     sites.add_argument(
-        "--kind", choices=["lot", "listing"], default="lot", help="what kind of page --page is"
+        "--kind",
+        choices=["lot", "listing", "search"],
+        default="lot",
+        help="what kind of page --page is",
     )
 
     cluster = commands.add_parser("cluster", help="a local multi-node Slurm cluster for trials")

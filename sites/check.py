@@ -83,18 +83,38 @@ def _describe_listing(site: SiteDefinition, html: Page, url: str) -> list[str]:
     return lines
 
 
+def _describe_search(site: SiteDefinition, page: Page, url: str) -> list[str]:
+    """What a search result page gives: the lots taken, and those ``exclude`` left out."""
+    from tasks.extract import extract_results
+
+    if site.search is None:
+        return ["  (the site has no search: section)"]
+    taken = extract_results(site, page, url)
+    everything = extract_results(site, page, url, exclude=False)
+    left_out = [link for link in everything if link not in taken]
+    asked = site.search.query_of(site.base_url, url)
+    lines = [f"  query {asked[0]!r}, page {asked[1]}" if asked else "  (not a URL of search.url)"]
+    lines.append(f"  results: {len(taken)}")
+    lines.extend(f"    {link}" for link in taken[:10])
+    if len(taken) > 10:
+        lines.append(f"    ... and {len(taken) - 10} more")
+    lines.append(f"  left out by exclude: {len(left_out)}")
+    lines.extend(f"    {link}" for link in left_out[:10])
+    return lines
+
+
 def check_site(file: Path, page: str | None = None, kind: str = "lot") -> str:
     """Validate ``file``; with ``page``, report what the selectors extract. Raises on errors."""
     site = load_site_file(file)
     lines = [
         f"{file}: valid site definition {site.name!r} ({site.house})",
-        f"  start: {site.start_url_for('YYYY-MM-DD')}",
+        f"  start: {site.start_url_for('YYYY-MM-DD') or '(no dated listing)'}",
         f"  currency {site.currency}, date languages {', '.join(site.date_languages)}",
         f"  {site.politeness.requests_per_second:g} requests/s to {', '.join(sorted(site.hosts))}",
     ]
     if page is not None:
         html, url = _page_text(site, page, kind)
         lines.append(f"{kind} page {page}:")
-        describe = _describe_lot if kind == "lot" else _describe_listing
+        describe = {"lot": _describe_lot, "search": _describe_search}.get(kind, _describe_listing)
         lines.extend(describe(site, html, url))
     return "\n".join(lines)

@@ -74,9 +74,12 @@ def extract_listing(
     return list(lots), next_url
 
 
-def extract_results(site: SiteDefinition, page: str | Page, page_url: str) -> list[str]:
+def extract_results(
+    site: SiteDefinition, page: str | Page, page_url: str, *, exclude: bool = True
+) -> list[str]:
     """The lot URLs on a search result page, in page order, each once, less the results the
-    site's ``search.results.exclude`` names (links, or ids, e.g. of sponsored results).
+    site's ``search.results.exclude`` names (links, or ids, e.g. of sponsored results), unless
+    ``exclude`` is False (``sites check`` shows what it left out).
 
     Links are made absolute against the page's URL; ids become URLs by ``lot_url``.
     """
@@ -93,7 +96,7 @@ def extract_results(site: SiteDefinition, page: str | Page, page_url: str) -> li
             return [url for url in found if url is not None]
         return [search.lot_url_for(site.base_url, value) for value in evaluate(doc, selector)]
 
-    excluded = set(urls(rule.exclude))
+    excluded = set(urls(rule.exclude)) if exclude else set()
     found = urls(rule.lot_links if rule.lot_links is not None else rule.lot_ids)
     return [url for url in dict.fromkeys(found) if url not in excluded]
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from sites.check import check_site
 from sites.demo.marketplaces import QUERIES, MarketCatalogue
 from sites.demo.server import DemoSite
 from sites.loader import load_site_file
@@ -155,3 +156,31 @@ def test_sponsored_results_are_left_out_and_tracking_parameters_make_no_second_l
     found = [identity.removeprefix("id:") for identity in merge.urls]
     assert sponsored and not sponsored & set(found)
     assert found == organic[: len(found)] and len(found) > 8  # two pages, in order
+
+
+def test_sites_check_shows_a_search_pages_results_and_what_exclude_left_out(
+    tmp_path: Path,
+) -> None:
+    catalogue = MarketCatalogue()
+    with DemoSite() as demo:
+        base = f"{demo.url}/ebay"
+        data = _la_site(tmp_path, base)
+        data["lot_id"] = {"url_regex": r"/itm/(?:[^/?]+/)?([0-9]+)"}
+        data["search"] = {
+            "url": "/sch/i.html?_nkw={query}&_pgn={page}",
+            "queries": ["mambila"],
+            "results": {
+                "lot_links": {"css": "ul.srp-results li[listingid] h3 a.s-item__link::attr(href)"},
+                "exclude": {"xpath": "//li[.//span[contains(@class, 'SPONSORED')]]//h3/a/@href"},
+            },
+        }
+        path = tmp_path / "eb-demo.yaml"
+        path.write_text(yaml.safe_dump({**data, "name": "eb-demo"}))
+        url = f"{base}/sch/i.html?_nkw=mambila&_pgn=1"
+        shown = check_site(path, url, "search")
+    organic = catalogue.results_page("ebay", "mambila", 1)
+    sponsored = catalogue.sponsored("mambila", 1)
+    assert "query 'mambila', page 1" in shown
+    assert f"results: {len(organic)}" in shown
+    assert f"left out by exclude: {len(sponsored)}" in shown
+    assert all(f"/{lot.lot_id}?" in shown for lot in organic[:10])
