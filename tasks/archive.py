@@ -145,13 +145,13 @@ def _check_nothing_lost(
     """
     final = root.archive_dir(day)
     old = _old_backups(final)
-    for source in backups.values():
-        problem = damage(source)
+    new = {entry: file_digest(source) for entry, source in backups.items()}
+    for entry, source in backups.items():
+        problem = damage(source, new[entry])
         if problem is not None:
             raise ArchiveRefused(
                 f"{problem}; the bag {final} was left as it was; {restore_hint(root, day, source)}"
             )
-    new = {entry: file_digest(source) for entry, source in backups.items()}
     missing = [e for e in old if e not in new and _site_of(Path(e).name, day) not in drop_sites]
     if missing:
         names = sorted({_site_of(Path(e).name, day) for e in missing})
@@ -268,13 +268,15 @@ def _working_problems(root: DataRoot, day: date) -> list[str]:
     bag = root.archive_dir(day)
     in_bag = {e: d for e, d in _bag_manifest(bag).items() if e.startswith(BACKUP_FOLDERS)}
     problems = []
-    for entry, source in _backups(root, day).items():
-        problem = damage(source)
+    working = _backups(root, day)
+    for entry, source in working.items():
+        actual = file_digest(source)
+        problem = damage(source, actual)
         if problem is not None:
             problems.append(problem)
-        elif entry in in_bag and file_digest(source) != in_bag[entry]:
+        elif entry in in_bag and actual != in_bag[entry]:
             problems.append(f"{source} differs from the bag's copy {bag / entry}")
-    for entry in sorted(in_bag.keys() - _backups(root, day).keys()):
+    for entry in sorted(in_bag.keys() - working.keys()):
         name = Path(entry).name
         problems.append(
             f"{root.warc_dir(day) / name} is missing; the bag holds a copy: "

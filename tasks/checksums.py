@@ -53,15 +53,16 @@ def recorded_digest(path: Path) -> str | None:
     return digest if len(digest) == 64 else None
 
 
-def damage(path: Path) -> str | None:
+def damage(path: Path, actual: str | None = None) -> str | None:
     """What is wrong with the backup at ``path`` (missing, or not matching its recorded
-    digest), or None when it is intact or has no recorded digest."""
+    digest), or None when it is intact or has no recorded digest. ``actual`` is its digest
+    when the caller has it already (a large WARC is then read once, not twice)."""
     if not path.is_file():
         return f"{path} is missing"
     expected = recorded_digest(path)
     if expected is None:
         return None
-    actual = file_digest(path)
+    actual = actual or file_digest(path)
     if actual != expected:
         return (
             f"{path} is damaged: its sha256 is {actual[:16]}…, not the {expected[:16]}… "

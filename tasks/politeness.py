@@ -34,6 +34,7 @@ import httpx
 from protego import Protego
 
 from sites.loader import Politeness
+from sites.sections import DEFAULT_CONTENT_TYPES
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -191,9 +192,10 @@ def _inflate(data: bytes, coding: str, cap: int, url: str, received: int) -> byt
     raise UndecodableBody(f"{url}: body is not valid {coding} data ({error})")
 
 
-# What a listing or lot page must be served as; anything else is refused (and, read back
-# from the WARC, skipped), so a PDF or a JSON error body is never taken for a page.
-PAGE_TYPES = ("text/html",)
+# What a page must be served as unless its site declares otherwise (sites/sections.py):
+# anything else is refused (and, read back from the WARC, skipped), so a PDF or a JSON error
+# body is never taken for a page.
+PAGE_TYPES = DEFAULT_CONTENT_TYPES["lot"]
 
 
 def accepted(content_type: str, expect: tuple[str, ...] = PAGE_TYPES) -> bool:

@@ -36,7 +36,7 @@ TOP = 10
 DATA = "script[data-reactroot]::text"
 
 
-def _la_site(directory: Path, base_url: str) -> dict[str, Any]:
+def _la_site(base_url: str) -> dict[str, Any]:
     def item(key: str) -> dict[str, str]:
         return {"css": DATA, "json": f'item.byId."{{lot_id}}".{key}'}
 
@@ -69,6 +69,25 @@ def _la_site(directory: Path, base_url: str) -> dict[str, Any]:
     }
 
 
+def _ebay_search_site(directory: Path, base_url: str) -> Path:
+    """A site file searching the demo eBay for "mambila": organic result links, sponsored
+    ones excluded, the listing id read from the URL whatever its slug and tracking."""
+    data = _la_site(base_url)
+    data["name"] = "eb-demo"
+    data["lot_id"] = {"url_regex": r"/itm/(?:[^/?]+/)?([0-9]+)"}
+    data["search"] = {
+        "url": "/sch/i.html?_nkw={query}&_pgn={page}",
+        "queries": ["mambila"],
+        "results": {
+            "lot_links": {"css": "ul.srp-results li[listingid] h3 a.s-item__link::attr(href)"},
+            "exclude": {"xpath": "//li[.//span[contains(@class, 'SPONSORED')]]//h3/a/@href"},
+        },
+    }
+    path = directory / "eb-demo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 @pytest.mark.timeout(120)
 def test_a_search_crawl_stores_each_lot_once_with_the_queries_that_found_it(
     tmp_path: Path,
@@ -85,7 +104,7 @@ def test_a_search_crawl_stores_each_lot_once_with_the_queries_that_found_it(
 
     with DemoSite() as demo:
         path = tmp_path / "la-demo.yaml"
-        path.write_text(yaml.safe_dump(_la_site(tmp_path, f"{demo.url}/liveauctioneers")))
+        path.write_text(yaml.safe_dump(_la_site(f"{demo.url}/liveauctioneers")))
         site = load_site_file(path)
         report = scrape_site(site, DAY, str(tmp_path))
         lot_requests = [p for p in demo.requested_paths() if p.startswith("/liveauctioneers/item/")]
@@ -128,19 +147,7 @@ def test_sponsored_results_are_left_out_and_tracking_parameters_make_no_second_l
     catalogue = MarketCatalogue()
     with DemoSite() as demo:
         base = f"{demo.url}/ebay"
-        data = _la_site(tmp_path, base)
-        data["lot_id"] = {"url_regex": r"/itm/(?:[^/?]+/)?([0-9]+)"}
-        data["search"] = {
-            "url": "/sch/i.html?_nkw={query}&_pgn={page}",
-            "queries": ["mambila"],
-            "results": {
-                "lot_links": {"css": "ul.srp-results li[listingid] h3 a.s-item__link::attr(href)"},
-                "exclude": {"xpath": "//li[.//span[contains(@class, 'SPONSORED')]]//h3/a/@href"},
-            },
-        }
-        path = tmp_path / "la-demo.yaml"
-        path.write_text(yaml.safe_dump(data))
-        site = load_site_file(path)
+        site = load_site_file(_ebay_search_site(tmp_path, base))
 
         merge = SearchMerge(site)
         for page in (1, 2):
@@ -164,18 +171,7 @@ def test_sites_check_shows_a_search_pages_results_and_what_exclude_left_out(
     catalogue = MarketCatalogue()
     with DemoSite() as demo:
         base = f"{demo.url}/ebay"
-        data = _la_site(tmp_path, base)
-        data["lot_id"] = {"url_regex": r"/itm/(?:[^/?]+/)?([0-9]+)"}
-        data["search"] = {
-            "url": "/sch/i.html?_nkw={query}&_pgn={page}",
-            "queries": ["mambila"],
-            "results": {
-                "lot_links": {"css": "ul.srp-results li[listingid] h3 a.s-item__link::attr(href)"},
-                "exclude": {"xpath": "//li[.//span[contains(@class, 'SPONSORED')]]//h3/a/@href"},
-            },
-        }
-        path = tmp_path / "eb-demo.yaml"
-        path.write_text(yaml.safe_dump({**data, "name": "eb-demo"}))
+        path = _ebay_search_site(tmp_path, base)
         url = f"{base}/sch/i.html?_nkw=mambila&_pgn=1"
         shown = check_site(path, url, "search")
     organic = catalogue.results_page("ebay", "mambila", 1)
