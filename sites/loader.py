@@ -50,7 +50,12 @@ class SiteDefinitionError(ValueError):
     """A site definition is missing, unreadable or invalid; the message names file and field."""
 
 
-FieldParser = Literal["text", "price", "estimate", "date", "int"]
+# "timestamp" is ISO 8601 with its zone ("2026-03-14T18:00:00Z"), "epoch-seconds" and
+# "epoch-millis" a count since 1970-01-01 UTC: the forms marketplaces write times in.
+FieldParser = Literal[
+    "text", "price", "estimate", "date", "int", "timestamp", "epoch-seconds", "epoch-millis"
+]
+TIME_PARSERS: tuple[FieldParser, ...] = ("timestamp", "epoch-seconds", "epoch-millis")
 # The character a house writes between whole units and their fraction ("1,200.50" or
 # "1.200,50"); the other of the two then only groups thousands. See tasks/normalise.py.
 DecimalSeparator = Literal[".", ","]
@@ -137,18 +142,22 @@ class Politeness(BaseModel):
     max_consecutive_timeouts: Annotated[int, Field(ge=1)] = 10
 
 
-REQUIRED_FIELDS = ("lot_number", "title", "sale_date")
+# Every lot has these; a house's site file also makes its lot_number required (marketplaces
+# such as eBay and Catawiki number no lots).
+REQUIRED_FIELDS = ("title", "sale_date")
 
-# The fields the lot record is built from, with the parser and shape each must use: checked
-# when a site file is loaded, so a misfit is reported before any request is sent.
-RECORD_FIELDS: dict[str, tuple[FieldParser, bool]] = {
-    "lot_number": ("int", False),
-    "title": ("text", False),
-    "sale_date": ("date", False),
-    "description": ("text", False),
-    "estimate": ("estimate", False),
-    "price": ("price", False),
-    "images": ("text", True),
+# The fields the lot record is built from, with the parsers each may use (the first is the
+# default) and whether it collects many: checked when a site file is loaded, so a misfit is
+# reported before any request is sent. An online lot's sale_date is its end time's UTC day.
+RECORD_FIELDS: dict[str, tuple[tuple[FieldParser, ...], bool]] = {
+    "lot_number": (("int",), False),
+    "title": (("text",), False),
+    "sale_date": (("date", *TIME_PARSERS), False),
+    "description": (("text",), False),
+    "estimate": (("estimate",), False),
+    "price": (("price",), False),
+    "current_bid": (("price",), False),
+    "images": (("text",), True),
 }
 
 
@@ -266,12 +275,14 @@ class SiteDefinition(BaseModel):
         if missing:
             raise ValueError(f"missing rules for required field(s): {', '.join(missing)}")
         for name, rule in fields.items():
-            if name in RECORD_FIELDS and (rule.parser, rule.many) != RECORD_FIELDS[name]:
-                parser, many = RECORD_FIELDS[name]
+            if name not in RECORD_FIELDS:
+                continue
+            parsers, many = RECORD_FIELDS[name]
+            if rule.parser not in parsers or rule.many != many:
                 raise ValueError(
-                    f"field {name!r} must have parser: {parser} and many: {str(many).lower()} "
-                    f"to fill the lot record; it has parser: {rule.parser} and many: "
-                    f"{str(rule.many).lower()}"
+                    f"field {name!r} must have parser: {' or '.join(parsers)} and many: "
+                    f"{str(many).lower()} to fill the lot record; it has parser: "
+                    f"{rule.parser} and many: {str(rule.many).lower()}"
                 )
         return fields
 

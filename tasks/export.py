@@ -66,6 +66,13 @@ def _observed(table: Table) -> list[ColumnSpec]:
         ColumnSpec(
             "sold_price", table, "money", "amount in currency", "hammer price; empty if unsold"
         ),
+        ColumnSpec(
+            "current_bid",
+            table,
+            "money",
+            "amount in currency",
+            "an open online lot's current bid as its page showed it; empty for house sales",
+        ),
         ColumnSpec("estimate_low", table, "money", "amount in currency", "low estimate"),
         ColumnSpec("estimate_high", table, "money", "amount in currency", "high estimate"),
         ColumnSpec(
@@ -126,14 +133,27 @@ LOT_COLUMNS: list[ColumnSpec] = [
         observations,
         "text",
         "identifier",
-        "the lot within its site (its URL's last path segment, with the query if any)",
+        "the lot within its site: the platform's lot id where the site file says where it is "
+        "(lot_id), else its URL's last path segment, with the query if any",
     ),
     ColumnSpec("crawl_date", observations, "date", "YYYY-MM-DD", "day the lot was observed"),
-    ColumnSpec("lot_number", observations, "integer", "number", "lot number in the sale"),
+    ColumnSpec(
+        "lot_number",
+        observations,
+        "integer",
+        "number",
+        "lot number in the sale; empty where the platform numbers no lots (eBay, Catawiki)",
+    ),
     ColumnSpec("title", observations, "text", "text", "lot title as shown that day"),
     ColumnSpec("description", observations, "text", "text", "lot description; may be empty"),
     ColumnSpec("url", observations, "text", "absolute URL", "the lot's page"),
-    ColumnSpec("sale_date", observations, "date", "YYYY-MM-DD", "date of the sale the lot is in"),
+    ColumnSpec(
+        "sale_date",
+        observations,
+        "date",
+        "YYYY-MM-DD",
+        "date of the sale the lot is in; an online lot's end time's day in UTC",
+    ),
     ColumnSpec("image_urls", observations, "text", "JSON list of URLs", "the lot's images"),
     ColumnSpec(
         "first_seen", lots, "date", "YYYY-MM-DD", "earliest crawl date up to this day with the lot"

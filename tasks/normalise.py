@@ -44,12 +44,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sites.loader import (
     RECORD_FIELDS,
     REQUIRED_FIELDS,
+    TIME_PARSERS,
     DecimalSeparator,
     FieldParser,
     SiteDefinition,
 )
 from tasks.currency import conversion_for
 from tasks.extract import RawLot, RawValue
+from tasks.timestamps import parse_time, utc_day
 
 _T = TypeVar("_T")
 
@@ -75,7 +77,9 @@ class LotRecord(BaseModel):
         "segment of the lot URL and its ?query if any",
     )
     url: str = Field(description="absolute URL of the lot page")
-    lot_number: int = Field(ge=0)
+    lot_number: int | None = Field(
+        ge=0, description="the lot's number in its sale; None where the platform numbers none"
+    )
     title: str = Field(min_length=1)
     description: str | None
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code of all amounts")
@@ -83,7 +87,12 @@ class LotRecord(BaseModel):
     estimate_high: Amount | None
     sold: bool
     sold_price: Amount | None = Field(description="hammer price as shown; None when not sold")
-    sale_date: dt.date
+    sale_date: dt.date = Field(
+        description="the sale's date; for an online lot read from its end time, that time's UTC day"
+    )
+    current_bid: Amount | None = Field(
+        None, description="an open lot's current (leading) bid in currency, as its page shows"
+    )
     image_urls: list[str]
     raw: dict[str, str | list[str] | None] = Field(description="extracted strings, for audit")
     found_by: list[str] = Field(
@@ -571,15 +580,30 @@ def _parse_sale_date(text: str, languages: tuple[str, ...]) -> dt.date:
     return parsed.date()
 
 
-_ONE_NUMBER = re.compile(r"\D*?(\d+)\D*")
+# Words before the number ("Lot", "Lot n°"), nothing but punctuation after it: "7A" or "7 bis"
+# is a lot of its own, not lot 7.
+_ONE_NUMBER = re.compile(r"[^\d]*?(\d+)[^\w]*")
 
 
 def parse_int(text: str) -> int:
-    """The one whole number in ``text`` ("7", "Lot 7", "Lot n° 7"); ValueError otherwise."""
+    """The one whole number in ``text`` ("7", "Lot 7", "Lot n° 7"); ValueError otherwise,
+    also for a number with a suffix ("7A", "7 bis"), which must not be read as 7."""
     match = _ONE_NUMBER.fullmatch(normalise_space(text))
     if match is None:
-        raise ValueError(f"expected exactly one whole number in {text!r}")
+        raise ValueError(
+            f"expected exactly one whole number in {text!r}, with nothing after it but "
+            "punctuation (a lot number such as '7A' is not a whole number)"
+        )
     return int(match[1])
+
+
+def parse_sale_day(text: str, site: SiteDefinition) -> dt.date:
+    """The sale date in ``text`` as the site's ``sale_date`` rule says it is written: a date
+    in the site's languages, or a time (see :mod:`tasks.timestamps`) whose UTC day it is."""
+    rule = site.fields.get("sale_date")
+    if rule is not None and rule.parser in TIME_PARSERS:
+        return utc_day(parse_time(text, rule.parser))
+    return parse_sale_date(text, site.date_languages)
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -593,6 +617,9 @@ def _expectation(site: SiteDefinition, parser: FieldParser) -> str:
         "text": "some text",
         "int": "a whole number such as '12' or 'Lot 12'",
         "date": f"a date with day, month and year (languages: {', '.join(site.date_languages)})",
+        "timestamp": "an ISO 8601 time with its zone, such as '2026-03-14T18:00:00Z'",
+        "epoch-seconds": "seconds since 1970-01-01 UTC, such as '1773511200'",
+        "epoch-millis": "milliseconds since 1970-01-01 UTC, such as '1773511200000'",
         "price": f"an amount such as '1,200' with a currency sign, or an unsold marker ({markers})",
         "estimate": "an amount or a range such as '1,000 - 1,500' with a currency sign",
     }[parser]
@@ -616,7 +643,7 @@ class _Reader:
 
     def _expected(self, name: str) -> str:
         rule = self.site.fields.get(name)
-        return _expectation(self.site, rule.parser if rule else RECORD_FIELDS[name][0])
+        return _expectation(self.site, rule.parser if rule else RECORD_FIELDS[name][0][0])
 
     def text(self, name: str) -> str | None:
         """The field's single raw string, or None when absent or already reported missing."""
@@ -682,13 +709,14 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     currency = site.currency
     lot_number = reader.parse("lot_number", parse_int)
     title = reader.parse("title", normalise_space)
-    sale_date = reader.parse("sale_date", lambda t: parse_sale_date(t, site.date_languages))
+    sale_date = reader.parse("sale_date", lambda t: parse_sale_day(t, site))
     description = reader.parse("description", normalise_space)
     separator = site.decimal_separator
     estimate = reader.parse("estimate", lambda t: parse_estimate(t, site.currency, separator))
     price = reader.parse(
         "price", lambda t: parse_price(t, site.currency, site.unsold_markers, separator)
     )
+    bid = reader.parse("current_bid", lambda t: parse_price(t, site.currency, [], separator))
 
     low = high = sold_price = None
     if estimate is not None:
@@ -702,6 +730,18 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
                 )
             )
         currency = price_currency
+    current_bid = None
+    if bid is not None and bid[0] is not None:
+        current_bid, bid_currency = bid
+        if (low is not None or sold_price is not None) and bid_currency != currency:
+            reader.problems.append(
+                FieldProblem(
+                    "current_bid",
+                    raw.get("current_bid"),
+                    f"an amount in the lot's currency {currency}",
+                )
+            )
+        currency = bid_currency
     images = raw.get("images")
     image_urls = list(dict.fromkeys(images)) if isinstance(images, list) else []
 
@@ -715,7 +755,7 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
             reader.problems.append(
                 FieldProblem("url", url, "a URL whose path ends in the lot's id")
             )
-    if reader.problems or lot_number is None or title is None or sale_date is None:
+    if reader.problems or title is None or sale_date is None:
         raise LotValidationError(site.name, url, reader.problems)
     conversion = conversion_for(currency, sale_date)
     try:
@@ -732,6 +772,7 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
             estimate_high=high,
             sold=sold_price is not None,
             sold_price=sold_price,
+            current_bid=current_bid,
             sale_date=sale_date,
             image_urls=image_urls,
             raw=dict(raw),

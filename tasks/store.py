@@ -66,6 +66,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from sites.loader import SiteDefinition
+from tasks.migrate import SchemaVersionError, upgrade_schema
 from tasks.normalise import LotRecord
 from tasks.runinfo import RunPlace, where_am_i
 
@@ -89,6 +90,11 @@ class DatabaseDamagedError(DatabaseConnectionError):
     Never repaired or replaced by the pipeline: the message names the file and how to restore
     it (the day's archive bags hold each day's tables).
     """
+
+
+class DatabaseVersionError(DatabaseConnectionError):
+    """The database's schema was written by a newer release, or cannot be upgraded; nothing
+    was written to it (see :mod:`tasks.migrate`)."""
 
 
 class DatabaseError(RuntimeError):
@@ -175,7 +181,8 @@ lots = Table(
     Column("site", String, primary_key=True),
     Column("lot_key", String, primary_key=True),
     Column("url", String, nullable=False),
-    Column("lot_number", Integer, nullable=False),
+    # None where the platform numbers no lots (eBay, Catawiki); schema revision 0002.
+    Column("lot_number", Integer),
     Column("title", Text, nullable=False),
     Column("description", Text),
     Column("currency", String(3), nullable=False),
@@ -188,6 +195,7 @@ lots = Table(
     Column("estimate_low", Money),
     Column("estimate_high", Money),
     *_fx_columns(),
+    Column("current_bid", Money, comment="an open lot's current bid, in currency"),
     ForeignKeyConstraint(["site", "sale_date"], ["sales.site", "sales.sale_date"]),
 )
 
@@ -200,7 +208,7 @@ observations = Table(
     # What the lot page said that day, so a day's archive never shows a later day's text.
     Column("house", String, nullable=False),
     Column("url", String, nullable=False),
-    Column("lot_number", Integer, nullable=False),
+    Column("lot_number", Integer),
     Column("title", String, nullable=False),
     Column("description", Text),
     Column("sale_date", Date, nullable=False),
@@ -212,12 +220,12 @@ observations = Table(
     Column("currency", String(3), nullable=False),
     *_fx_columns(),
     Column("raw", Text, nullable=False, comment="JSON object of the extracted strings"),
+    Column("current_bid", Money, comment="an open lot's current bid, in currency"),
     ForeignKeyConstraint(["site", "lot_key"], ["lots.site", "lots.lot_key"]),
 )
 
 # Which search queries found a lot on a crawl ("found by mambilla, not by mambila"); a lot
-# from a dated listing has none. A table of its own, so databases of earlier releases gain
-# it on first use (create_all) without a migration.
+# from a dated listing has none.
 search_hits = Table(
     "search_hits",
     metadata,
@@ -390,8 +398,10 @@ def _engine(url: str, *, create_schema: bool) -> Engine:
             with _connect(engine) as conn:
                 if file is not None and file.is_file() and file.stat().st_size:
                     _check_integrity(conn, file)
-                with conn.begin():
-                    metadata.create_all(conn)
+                upgrade_schema(conn, metadata)
+        except SchemaVersionError as error:
+            engine.dispose()
+            raise DatabaseVersionError(str(error)) from error
         except DBAPIError as error:
             engine.dispose()
             raise DatabaseError(f"{masked(engine.url)}: {_db_reason(error)}") from error
@@ -564,6 +574,7 @@ def _observed(record: LotRecord) -> dict[str, Any]:
     return {
         "sold": record.sold,
         "sold_price": record.sold_price,
+        "current_bid": record.current_bid,
         "estimate_low": record.estimate_low,
         "estimate_high": record.estimate_high,
         "currency": record.currency,

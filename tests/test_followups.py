@@ -2,9 +2,7 @@
 Catawiki-like marketplace) and a description behind an iframe (the demo eBay-like one),
 fetched politely into the WARC beside the lot page and read back from there.
 
-Steps called directly (no Prefect, no Slurm), with site files written here. ``lot_number``
-and ``sale_date`` are mapped to the lot id and the bidding end only because today's lot
-record requires them (online lot fields come with issue 14).
+Steps called directly (no Prefect, no Slurm), with site files written here.
 """
 
 from __future__ import annotations
@@ -48,14 +46,17 @@ def _catawiki(base_url: str) -> dict[str, Any]:
         },
         "follow": {"bidding": {"url": "/buyer/api/v2/lots/{lot_id}/bidding?currency_code=EUR"}},
         "fields": {
-            "lot_number": {"selector": {"css": PROPS, "json": "lotId"}, "parser": "int"},
             "title": {"selector": {"css": PROPS, "json": "lotTitle"}, "required": True},
             "sale_date": {
                 "selector": {"json": "bidding.bidding_end_time"},
                 "from": "bidding",
-                "parser": "date",
+                "parser": "timestamp",
             },
-            "current_bid": {"selector": {"json": "bidding.current_bid_amount"}, "from": "bidding"},
+            "current_bid": {
+                "selector": {"json": "bidding.current_bid_amount"},
+                "from": "bidding",
+                "parser": "price",
+            },
         },
         "politeness": {"requests_per_second": 50},
     }
@@ -111,7 +112,7 @@ def test_a_bidding_api_per_lot_is_fetched_into_the_warc_and_read_back(tmp_path: 
     assert sorted(row["lot_key"] for row in rows) == sorted(expected)
     for row in rows:
         lot = catalogue.lot("catawiki", row["lot_key"])
-        assert lot is not None and Decimal(row["raw"]["current_bid"]) == lot.price
+        assert lot is not None and Decimal(row["current_bid"]) == lot.price
         assert row["sale_date"] == lot.end_time.date().isoformat()
         assert row["found_by"] == ["mambila"]
 

@@ -3,9 +3,7 @@ each query's top results over several pages, a lot found by two spellings stored
 both queries, lot pages fetched once by their platform id, and a reprocess from the WARC that
 agrees with the crawl while sending no request.
 
-Steps called directly (no Prefect, no Slurm), with a site file written here: the demo
-marketplaces' own site files come with the online lot fields (issue 14). ``sale_date`` is
-read from the item's ``publishDate`` only because today's lot record requires a date.
+Steps called directly (no Prefect, no Slurm), with a site file written here.
 """
 
 from __future__ import annotations
@@ -57,9 +55,16 @@ def _la_site(base_url: str) -> dict[str, Any]:
             },
         },
         "fields": {
-            "lot_number": {"selector": item("lotNumber"), "parser": "int", "required": True},
             "title": {"selector": item("title"), "required": True},
-            "sale_date": {"selector": item("publishDate"), "parser": "date", "required": True},
+            "sale_date": {  # the live sale the lot is in: its catalog's start
+                "selector": {"css": DATA, "json": "catalog.byId.* | [0].saleStartTs"},
+                "parser": "epoch-seconds",
+            },
+            "current_bid": {
+                "selector": {"css": DATA, "json": 'biddingInfo.byId."{lot_id}".leadingBid'},
+                "parser": "price",
+            },
+            "catalog_lot_number": {"selector": item("lotNumber")},  # "7A": kept as text
             "images": {
                 "selector": {"css": "img[class*=StyledThumbnailImage]::attr(src)"},
                 "many": True,
@@ -125,7 +130,10 @@ def test_a_search_crawl_stores_each_lot_once_with_the_queries_that_found_it(
     lots = {row["lot_key"]: row for row in table_rows(url, "lots")}
     assert sorted(lots) == sorted(expected)
     for lot_id, row in lots.items():
-        assert row["title"] == catalogue.lot("liveauctioneers", lot_id).title  # type: ignore[union-attr]
+        lot = catalogue.lot("liveauctioneers", lot_id)
+        assert lot is not None
+        assert (row["title"], row["current_bid"], row["currency"]) == (lot.title, lot.price, "USD")
+        assert row["lot_number"] is None and not row["sold"]
     hits: dict[str, list[str]] = {}
     for row in table_rows(url, "search_hits"):
         hits.setdefault(row["lot_key"], []).append(row["query"])
