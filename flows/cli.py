@@ -120,6 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
         "(the previous bag is kept under archive/.superseded/); repeatable",
     )
 
+    lot = commands.add_parser(
+        "lot",
+        help="fetch given lot pages into the day's page backup and store them as a crawl does",
+        description="Fetch the lot pages at URL ... politely (as the crawl fetches a lot page, "
+        "follow-ups and images included) into the day's WARC, then process, load and (if the "
+        "day has a bag) archive the site's day. Exit 0 when every URL was stored, 1 when any "
+        "failed (the others are stored), 2 for bad input (nothing fetched), 3 when the day is "
+        "busy or its page backup or database is damaged.",
+    )
+    lot.add_argument("urls", nargs="+", metavar="URL", help="a lot page on the site's hosts")
+    lot.add_argument(
+        "--site", required=True, help="site name (sites directory) or path of a site YAML file"
+    )
+    lot.add_argument("--date", type=_iso_date, default=None, help="the day (default today)")
+    lot.add_argument("--data-root", type=_data_root, default=None)
+    lot.add_argument("--json", action="store_true", help="print one JSON object")
+
     archive = commands.add_parser("archive", help="check the daily archive bags")
     archive.add_argument("action", choices=["verify"])
     archive.add_argument("date", nargs="?", type=_iso_date, help="one day (default: all)")
@@ -128,12 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
     sites = commands.add_parser("sites", help="check a site definition file")
     sites.add_argument("action", choices=["check"])
     sites.add_argument("file", type=Path, help="a site YAML file")
-    sites.add_argument("--page", help="a saved HTML page or URL to try the selectors on")
+    sites.add_argument(
+        "--page", help="a saved page (.json: a JSON document) or a URL to try the rules on"
+    )
     sites.add_argument(
         "--kind",
-        choices=["lot", "listing", "search"],
         default="lot",
-        help="what kind of page --page is",
+        metavar="lot|listing|search|follow:NAME",
+        help="what kind of page --page is; follow:NAME is the site's follow-up NAME alone "
+        "(default: lot)",
+    )
+    sites.add_argument(
+        "--resource",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a saved copy of the lot's follow-up NAME, for a saved lot page (repeatable)",
+    )
+    sites.add_argument(
+        "--url", help="the URL a saved --page was fetched from (for its lot id and links)"
     )
 
     cluster = commands.add_parser("cluster", help="a local multi-node Slurm cluster for trials")
@@ -269,6 +299,24 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     return _emit(summary, args.json)
 
 
+def cmd_lot(args: argparse.Namespace) -> int:
+    """Fetch the given lot pages into the day's WARC and store them (``flows/ondemand.py``)."""
+    from flows.ondemand import fetch_lots_on_demand, resolve_site
+    from flows.run import checked_data_root
+    from tasks.checksums import BackupDamaged
+    from tasks.store import DatabaseConnectionError
+
+    site = resolve_site(args.site)
+    root = checked_data_root(args.data_root)
+    try:
+        report = fetch_lots_on_demand(site, args.urls, args.date or date.today(), root, note)
+    except (BackupDamaged, DatabaseConnectionError) as exc:
+        print(f"auction-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
+    print(json.dumps(report.as_dict(), default=str) if args.json else report.text())
+    return 0 if report.ok else EXIT_FAILED_RUN
+
+
 def cmd_archive(args: argparse.Namespace) -> int:
     """Validate archive bags; print each day's verdict and what is wrong."""
     from tasks.archive import verify_archives
@@ -286,10 +334,16 @@ def cmd_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_sites(args: argparse.Namespace) -> int:
-    """Validate a site file; with --page, show what each selector extracts from it."""
-    from sites.check import check_site
+    """Validate a site file; with --page, show what each rule and step extracts from it."""
+    from sites.check import CheckError, check_site, parse_resources
 
-    print(check_site(args.file, args.page, args.kind))
+    try:
+        resources = parse_resources(args.resource)
+        report = check_site(args.file, args.page, args.kind, resources=resources, url=args.url)
+    except CheckError as exc:
+        print(f"auction-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(report)
     return 0
 
 
@@ -457,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "reprocess":
             return cmd_reprocess(args)
+        if args.command == "lot":
+            return cmd_lot(args)
         if args.command == "archive":
             return cmd_archive(args)
         if args.command == "sites":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -257,6 +258,29 @@ class SiteDefinition(BaseModel):
     def accepts(self, kind: str) -> tuple[str, ...]:
         """The content types a page of ``kind`` may be served as (``sites/sections.py``)."""
         return accepted_types(self.content_types, kind)
+
+    @field_validator("start_url")
+    @classmethod
+    def _start_url_placeholders(cls, start_url: str | None) -> str | None:
+        """Only ``{date}`` may appear: a typo ("{dat}") or a stray brace would otherwise fail
+        at the first crawl with a KeyError instead of here, naming the field."""
+        if start_url is None:
+            return None
+        try:
+            names = {
+                name for _, name, _, _ in string.Formatter().parse(start_url) if name is not None
+            }
+        except ValueError as exc:
+            raise ValueError(
+                f"{start_url!r}: {exc} (write a literal brace as {{{{ or }}}})"
+            ) from None
+        unknown = sorted(names - {"date"})
+        if unknown:
+            raise ValueError(
+                f"{start_url!r} has placeholder(s) {', '.join('{' + n + '}' for n in unknown)};"
+                " the only one is {date} (the sale date, YYYY-MM-DD)"
+            )
+        return start_url
 
     @field_validator("base_url")
     @classmethod

@@ -47,8 +47,9 @@ class LotIdentity(BaseModel):
             return None
         try:
             compiled = re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
+        except (re.error, RecursionError, OverflowError) as exc:  # the latter two: too deep, huge
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ValueError(f"not a valid regular expression: {detail}") from None
         if compiled.groups < 1:
             raise ValueError(
                 f"{pattern!r} has no group: put the id in parentheses, e.g. '/item/([0-9]+)'"

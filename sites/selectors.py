@@ -18,7 +18,8 @@ this order whatever order the YAML mapping gives them:
    an id cannot change the expression: ``item."{lot_id}".title``.
 
 Every step is checked here, before any request: bad CSS or XPath, a regex without a group,
-invalid JMESPath, an unknown key, no step at all, two sources. The errors name the step;
+invalid JMESPath (also an unknown function, a wrong number of arguments, nesting too deep to
+evaluate), an unknown key, no step at all, two sources. The errors name the step;
 :mod:`sites.loader` adds the file and the field. Evaluation is in :mod:`tasks.chains`.
 """
 
@@ -28,9 +29,11 @@ import functools
 import json
 import re
 from collections.abc import Callable
+from typing import Any
 
 import jmespath
 import jmespath.exceptions
+import jmespath.functions
 import jmespath.parser
 import parsel
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
@@ -159,8 +162,13 @@ def compiled_regex(pattern: str) -> re.Pattern[str]:
     """``pattern`` compiled, or ValueError naming the pattern and the fix (no group, bad)."""
     try:
         compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"regex {pattern!r} is not a valid regular expression: {exc}") from None
+    # Python's regex parser recurses per nesting level and rejects huge repeat counts with
+    # OverflowError: both are a bad rule, to report like any other, not a traceback.
+    except (re.error, RecursionError, OverflowError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValueError(
+            f"regex {_cut(pattern)!r} is not a valid regular expression: {detail}"
+        ) from None
     if compiled.groups < 1:
         raise ValueError(
             f"regex {pattern!r} has no group: the chain keeps the first group, so put the "
@@ -193,7 +201,44 @@ def check_expression(expression: str) -> None:
             f"json {expression!r}: write the lot id placeholder quoted, as a key "
             "(item.\"{lot_id}\".title) or as a string ([?id == '{lot_id}'])"
         )
-    compiled_expression(with_lot_id(expression, _SAMPLE_LOT_ID))
+    parsed = compiled_expression(with_lot_id(expression, _SAMPLE_LOT_ID))
+    problem = _tree_problem(parsed.parsed)
+    if problem:
+        raise ValueError(f"json {_cut(expression)!r}: {problem}")
+
+
+MAX_EXPRESSION_DEPTH = 64
+"""Deepest nesting of a ``json:`` expression: jmespath evaluates it recursively, so a deeper
+one (``a|a|a|…`` a thousand times) would end in RecursionError on every page."""
+
+
+def _tree_problem(tree: dict[str, Any]) -> str | None:
+    """What makes a compiled JMESPath tree fail on every document, else None.
+
+    jmespath only looks functions up when it evaluates, so a misspelt or misused function
+    would make the field silently empty on every page; it is refused here instead.
+    """
+    functions = jmespath.functions.Functions.FUNCTION_TABLE
+    stack: list[tuple[dict[str, Any], int]] = [(tree, 1)]
+    while stack:  # iterative: the tree may be deeper than Python's recursion limit
+        node, depth = stack.pop()
+        if depth > MAX_EXPRESSION_DEPTH:
+            return f"nested more than {MAX_EXPRESSION_DEPTH} levels deep; write it more simply"
+        children = [child for child in node.get("children", []) if isinstance(child, dict)]
+        if node.get("type") == "function_expression":
+            name = str(node.get("value"))
+            if name not in functions:
+                return (
+                    f"{name}() is not a JMESPath function (known: {', '.join(sorted(functions))})"
+                )
+            signature = functions[name]["signature"]
+            variadic = bool(signature) and bool(signature[-1].get("variadic"))
+            given, wanted = len(node.get("children", [])), len(signature)
+            if given < wanted or (given > wanted and not variadic):
+                least = "at least " if variadic else ""
+                return f"{name}() takes {least}{wanted} argument(s), given {given}"
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -203,6 +248,13 @@ def compiled_expression(expression: str) -> jmespath.parser.ParsedResult:
         return jmespath.compile(expression)
     except jmespath.exceptions.JMESPathError as exc:
         detail = " ".join(str(exc).split())
-        raise ValueError(
-            f"json {expression!r} is not a valid JMESPath expression: {detail}"
-        ) from None
+    except RecursionError:  # the parser recurses per nesting level: ((((a))))…
+        detail = "nested too deeply"
+    raise ValueError(
+        f"json {_cut(expression)!r} is not a valid JMESPath expression: {_cut(detail, 300)}"
+    ) from None
+
+
+def _cut(text: str, width: int = 200) -> str:
+    """``text`` cut to ``width`` characters for an error message (a rule may be huge)."""
+    return text if len(text) <= width else text[: width - 1] + "…"

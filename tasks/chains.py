@@ -102,16 +102,19 @@ def read_documents(text: str) -> list[Any]:
 
     ``window.__data = {item: {'1': {title: 'Mask',},},};`` holds one literal; an eBay-like
     ``$rwidgets(["a", {…}], ["b", {…}])`` call holds one per argument. Text with neither
-    yields no document (the field is then missing), never an error.
+    yields no document (the field is then missing), never an error; so does a document
+    nested deeper than Python's recursion limit (a hostile page: ``[[[[…]]]]`` 5000 deep).
     """
     try:
         return [json.loads(text)]
     except ValueError:
         pass
+    except RecursionError:
+        return []
     try:
         literals: Iterable[Any] = chompjs.parse_js_objects(text)
         return [_defined(doc) for doc in literals if doc is not None]
-    except ValueError:  # chompjs's own errors are ValueErrors; json's too
+    except (ValueError, RecursionError):  # chompjs's own errors are ValueErrors; json's too
         return []
 
 

@@ -57,12 +57,14 @@ def _page(fetched: Fetched) -> Page:
 
 @dataclass
 class LotFetch:
-    """What fetching one lot page and its images gave."""
+    """What fetching one lot page and its images gave; ``url`` is the lot page's URL after
+    redirects (empty when the page failed)."""
 
     ok: bool
     failures: list[str] = field(default_factory=list)
     images: list[dict[str, str]] = field(default_factory=list)
     new_images: int = 0
+    url: str = ""
 
 
 @dataclass
@@ -101,6 +103,12 @@ class Crawl:
                 self.lot_urls.append(link)
                 self.pending.append(self.pool.submit(self._fetch_lot, link))
         self.progress(sum(f.done() for f in self.pending), len(self.lot_urls))
+
+    def fetch_lots(self, links: list[str]) -> None:
+        """Queue the fetch of the lot pages at ``links`` (asked for by URL, not found by a
+        listing or search: ``auction-pipeline lot``), each lot once however many of its URLs
+        are given; :meth:`results` waits for them."""
+        self._found(links)
 
     def listing(self, day: date) -> None:
         """Follow the dated listing of ``day`` page by page, up to ``listing.max_pages``."""
@@ -163,7 +171,7 @@ class Crawl:
             raise  # the whole crawl stops: a truncated day must not look finished
         except FetchError as exc:
             return LotFetch(ok=False, failures=[str(exc)])
-        result = LotFetch(ok=True)
+        result = LotFetch(ok=True, url=fetched.url)
         page = _page(fetched)
         raw = extract_lot(site, page, fetched.url)
         for name, url in follow_up_urls(site, page, fetched.url, raw).items():

@@ -5,7 +5,8 @@ each field with the site's selectors, parses prices, estimates and dates, and wr
 clean lots to one JSON-lines file per site and day. A lot's key is the platform's lot id where
 the site file says where it is (``lot_id:``), else it comes from the URL; when two different
 URLs give one URL key, the later pages are held back as invalid (naming both URLs) rather
-than merged into one lot.
+than merged into one lot. A lot whose page is in the WARC twice (the crawl's and one fetched
+later on demand, appended after it) is one lot of the day: the later valid page wins.
 
 Before anything reaches the database the run is checked as a whole (Spidermon-style): the
 fill rate of each required field, the share of lots failing validation, and the number of
@@ -32,6 +33,7 @@ from tasks.normalise import (
     FieldProblem,
     LotRecord,
     LotValidationError,
+    lot_key_for,
     lot_key_of,
     normalise_lot,
 )
@@ -171,6 +173,50 @@ def replay_searches(site: SiteDefinition, warc: Path) -> SearchMerge:
     return merge
 
 
+@dataclass
+class _LotPage:
+    """One lot page of the day as processing judged it: its record, or why it has none."""
+
+    url: str
+    raw: RawLot
+    error: str | None
+    record: LotRecord | None = None
+
+
+def _identity(site: SiteDefinition, raw: RawLot, url: str) -> str:
+    """Which lot a page is, to tell a lot fetched twice in a day from two lots: the platform's
+    lot id where the site has ``lot_id:`` (two slugs of one lot are one lot), else the URL
+    (two different URLs with one URL key stay two pages, for :func:`key_collision`)."""
+    if site.lot_id is not None:
+        try:
+            key = lot_key_for(site, raw, url)
+        except ValueError:
+            key = ""
+        if key:
+            return f"id:{key}"
+    return f"url:{url}"
+
+
+def _keep(
+    pages: dict[str, _LotPage], superseded: list[_LotPage], identity: str, page: _LotPage
+) -> None:
+    """Take ``page`` as the one of its lot for the day, read after the earlier ones.
+
+    A lot's page can be in the WARC twice: the crawl's, and one fetched later on demand
+    (``auction-pipeline lot``), appended after it. The later page wins, so the day has one
+    record of the lot, the most recent; but a later page that does not validate does not
+    displace a valid earlier one (a bad fetch must not erase a good observation): it is held
+    back in quarantine with its reason, and the earlier record stays.
+    """
+    earlier = pages.get(identity)
+    if earlier is not None and earlier.record is not None and page.record is None:
+        note = "a later page of this lot that did not validate; the earlier page is kept"
+        superseded.append(_LotPage(page.url, page.raw, f"{page.error} ({note})"))
+        return
+    pages.pop(identity, None)  # re-inserted: the lots stay in the order of their pages
+    pages[identity] = page
+
+
 def _jsonl(rows: list[str]) -> bytes:
     return "".join(row + "\n" for row in rows).encode()
 
@@ -191,10 +237,8 @@ def process_site(
             "run the pipeline for that day first"
         )
     check_backup(warc, restore_hint(root, day, warc))  # a damaged backup is never read
-    raws: list[RawLot] = []
-    urls: list[str] = []
-    records: list[LotRecord] = []
-    errors: dict[str, str] = {}
+    pages: dict[str, _LotPage] = {}  # by lot identity: the page that counts for the day
+    superseded: list[_LotPage] = []  # later pages of a lot that did not validate
     key_owners: dict[str, str] = {}
     searched = replay_searches(site, warc)
     follow_ups = stored_follow_ups(site, warc)
@@ -202,34 +246,35 @@ def process_site(
         if not accepted(page.content_type, site.accepts("lot")):
             continue  # the crawl refused it (a failed URL of the day), it is no lot page
         if page.error is not None:  # e.g. a gzip bomb: an invalid lot, not a worker's memory
-            raws.append({})
-            urls.append(page.url)
-            errors[page.url] = page.error
+            _keep(pages, superseded, f"url:{page.url}", _LotPage(page.url, {}, page.error))
             continue
         lot_page = page_of(page.body, page.content_type)
         resources = _resources_of(site, lot_page, page.url, follow_ups)
         raw = extract_lot(site, lot_page, page.url, resources=resources)
-        raws.append(raw)
-        urls.append(page.url)
         collision = key_collision(site, page.url, key_owners)
         try:
             record = normalise_lot(site, raw, page.url)
         except LotValidationError as exc:
-            errors[page.url] = "; ".join(filter(None, [str(exc), collision]))
+            error = "; ".join(filter(None, [str(exc), collision]))
+            _keep(pages, superseded, _identity(site, raw, page.url), _LotPage(page.url, raw, error))
             continue
-        if collision:
-            errors[page.url] = collision
-        else:
-            records.append(record.model_copy(update={"found_by": searched.queries_of(page.url)}))
+        found = record.model_copy(update={"found_by": searched.queries_of(page.url)})
+        lot = _LotPage(page.url, raw, collision, None if collision else found)
+        _keep(pages, superseded, _identity(site, raw, page.url), lot)
+    kept = list(pages.values())
+    raws = [lot.raw for lot in kept]
+    urls = [lot.url for lot in kept]
+    errors = {lot.url: lot.error for lot in kept if lot.error is not None}
+    records = [lot.record for lot in kept if lot.record is not None]
 
     quarantine = root.quarantine_file(day, site.name)
     rates = fill_rates(site, raws)
     breaches = check_run(site, raws, rates, len(errors), recent_counts or [])
     # On a breach every lot of the day is held back; otherwise only the invalid ones.
     held = [
-        json.dumps({"url": url, "raw": raw, "error": errors.get(url)}, ensure_ascii=False)
-        for url, raw in zip(urls, raws, strict=True)
-        if breaches or url in errors
+        json.dumps({"url": lot.url, "raw": lot.raw, "error": lot.error}, ensure_ascii=False)
+        for lot in kept + superseded
+        if breaches or lot.error is not None
     ]
     if held:
         write_atomic(quarantine, _jsonl(held))

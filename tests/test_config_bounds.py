@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import tmpfs
 
 import flows.run
@@ -309,3 +310,24 @@ def test_a_full_disk_names_the_file_and_keeps_its_earlier_version(tmp_path: Path
         assert f"cannot write {path}: No space left on device" in str(caught.value)
         assert path.read_bytes() == b"earlier version\n"
         assert sorted(os.listdir(path.parent)) == ["harrow-finch.jsonl"]
+
+
+@pytest.mark.parametrize(
+    ("start_url", "named"),
+    [
+        ("/auctions/{dat}", "placeholder(s) {dat}; the only one is {date}"),
+        ("/auctions/{date", "expected '}' before end of string"),
+        ("/auctions/{date.year}", "placeholder(s) {date.year}"),
+    ],
+)
+def test_a_listing_url_with_an_unknown_placeholder_is_refused_when_loaded(
+    tmp_path: Path, start_url: str, named: str
+) -> None:
+    """Before, "{dat}" loaded fine and failed at the first crawl with a bare KeyError."""
+    data = yaml.safe_load((SITES_DIR / "harrow-finch.yaml").read_text())
+    data["start_url"] = start_url
+    path = tmp_path / "harrow-finch.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SiteDefinitionError) as refused:
+        load_site_file(path)
+    assert "start_url" in str(refused.value) and named in str(refused.value)

@@ -59,8 +59,10 @@ def test_layout_change_quarantine_reprocess_and_idempotent_rerun(
             "DEMO_SITE_URL": site.url,
             "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
         }
+        # The houses only: the marketplaces' layout changes are tests/test_marketplaces_slurm.py's.
+        houses = [arg for house in HOUSES for arg in ("--site", house)]
         run = ("run", "--profile", "dev", "--date", DAY.isoformat(), "--data-root",
-               str(data_root), "--json")  # fmt: skip
+               str(data_root), "--json", *houses)  # fmt: skip
 
         # 1. The changed layout fails that site alone; its lots are quarantined.
         first = cli(*run, env=env)

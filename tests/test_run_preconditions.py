@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from conftest import Cli
+from expected import SITES
 
 from infra.ports import free_port
 from sites.demo.server import DemoSite
@@ -47,7 +48,7 @@ def test_an_unusable_database_stops_the_run_before_any_site_is_asked(
         summary = json.loads(result.stdout)
         assert summary["state"] == "FAILED"
         assert summary["date"] == DAY
-        assert set(summary["sites"]) == {"harrow-finch", "hotel-lumiere", "brooklyn-gallery"}
+        assert set(summary["sites"]) == set(SITES)
         for row in summary["sites"].values():
             assert named in row["error"] and row["lots"] == 0
         assert named in summary["message"]

@@ -19,11 +19,11 @@ import bagit
 import httpx
 import pytest
 from conftest import recorded_task_runs
+from expected import SITES, all_lots
 
 from infra.profiles import load_profile
 from infra.runner import WORKER_JOB_NAME
 from infra.slurm import run_slurm
-from sites.demo.catalogue import HOUSES, Catalogue
 from sites.demo.server import DemoSite
 
 pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
@@ -60,7 +60,7 @@ def test_daily_pipeline_on_dev_partition(
 
     # Every task ran in a Slurm job on partition dev, on at least two distinct nodes.
     places = summary["task_places"]
-    assert len(places) == 3 * 2 + 2  # scrape + process per site, load, archive
+    assert len(places) == len(SITES) * 2 + 2  # scrape + process per site, load, archive
     assert all(p["slurm_job_id"] for p in places), places
     assert {p["partition"] for p in places} == {"dev"}
     assert len({p["node"] for p in places}) >= 2, places
@@ -73,9 +73,9 @@ def test_daily_pipeline_on_dev_partition(
         (r["name"], r["state_type"]) for r in runs
     ]
 
-    # The database holds every lot the demo site offers for that date.
-    catalogue = Catalogue(demo_site.config)
-    expected = {(slug, lot.lot_id) for slug in HOUSES for lot in catalogue.lots(slug, DAY)}
+    # The database holds every lot the demo houses offer for that date, and every lot the
+    # marketplaces' searches find (tests/test_marketplaces_slurm.py checks their values).
+    expected = all_lots(demo_site.config, DAY)
     conn = sqlite3.connect(data_root / "auction.sqlite")
     stored = set(conn.execute("SELECT site, lot_key FROM lots").fetchall())
     observed = conn.execute(
@@ -100,7 +100,7 @@ def test_daily_pipeline_on_dev_partition(
         timeout=30,
     )
     artifacts = {a["key"]: a for a in response.json()}
-    scrape_progress = {f"scrape-{house}" for house in HOUSES}
+    scrape_progress = {f"scrape-{site}" for site in SITES}
     assert set(artifacts) == {"daily-pipeline-sites", "slurm-job-script", *scrape_progress}
     # Each site's scrape showed its progress through the lot pages, on its own task run.
     for key in scrape_progress:
@@ -108,7 +108,7 @@ def test_daily_pipeline_on_dev_partition(
         assert artifacts[key]["task_run_id"]
     table = artifacts["daily-pipeline-sites"]["data"]
     table_rows = json.loads(table) if isinstance(table, str) else table
-    assert {row["site"] for row in table_rows} == set(HOUSES)
+    assert {row["site"] for row in table_rows} == set(SITES)
     assert sum(row["new lots"] for row in table_rows) == len(expected)
     assert "#SBATCH -p dev" in artifacts["slurm-job-script"]["data"]
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import bagit
 import pytest
 from conftest import tmpfs
+from expected import all_lots
 
-from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
+from sites.demo.catalogue import Catalogue, DemoConfig
 from sites.demo.server import DemoSite
 from sites.loader import Politeness, load_sites
 from tasks.archive import archive_day, verify_archives
@@ -256,7 +257,7 @@ def test_process_load_and_archive_are_idempotent(tmp_path: Path, demo: type[Demo
             scrape_site(definition, DAY, str(tmp_path))
     url = database_url_for(tmp_path)
     files = [process_site(d, DAY, str(tmp_path)).processed_file for d in definitions]
-    expected = sum(len(Catalogue(config).lots(slug, DAY)) for slug in HOUSES)
+    expected = len(all_lots(config, DAY))
 
     first = load_day(DAY, definitions, files, url)
     assert (first.lots_loaded, first.new_lots) == (expected, expected)
@@ -268,7 +269,8 @@ def test_process_load_and_archive_are_idempotent(tmp_path: Path, demo: type[Demo
     assert any(p.startswith("data/images/") for p in payload)
     assert "data/tables/lots.parquet" in payload and "data/tables/data-dictionary.md" in payload
 
-    tables = {name: table_rows(url, name) for name in ("houses", "sales", "lots", "observations")}
+    names = ("houses", "sales", "lots", "observations", "search_hits")
+    tables = {name: table_rows(url, name) for name in names}
     again = load_day(DAY, definitions, files, url)
     assert again.new_lots == 0
     assert {n: table_rows(url, n) for n in tables} == tables
