@@ -94,7 +94,7 @@ def bench_crawl(rate: float, latency: float, concurrency: int, lots: int) -> Fig
                     )
                 }
             )
-            for s in load_sites()
+            for s in load_sites(list(HOUSES))  # the houses: figures comparable across runs
         ]
         # One process per site, as on the cluster (a task per site, each on its own worker):
         # crawling three sites as threads of one process, beside the demo server, measured

@@ -48,12 +48,15 @@ def slurm_cluster() -> Iterator[None]:
 
 
 def crawl_and_extraction(quick: bool) -> list[Figure]:
-    """Benchmarks 3 (crawl rate, three latency/concurrency cases) and 4 (extraction)."""
+    """Benchmarks 3 (crawl rate, three latency/concurrency cases) and 4 (extraction: the
+    houses' pages, then the marketplaces' lot pages with their follow-ups)."""
     from benchmarks.crawl_extract import bench_crawl, bench_extraction
+    from benchmarks.market_extract import bench_market_extraction
 
     lots = 6 if quick else 40
     return [
         bench_extraction(8 if quick else 40, 3 if quick else 5),
+        bench_market_extraction(8 if quick else 100, 3 if quick else 5),  # 100: all ~40 lots
         *(
             bench_crawl(rate=10, latency=latency, concurrency=concurrency, lots=lots)
             for latency, concurrency in ((0.02, 1), (0.25, 1), (0.25, 4))

@@ -33,7 +33,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
 from flows.run import UsageError
@@ -66,7 +65,7 @@ from tasks.store import (
     recent_lot_counts,
     transaction,
 )
-from tasks.warc import KIND_HEADER, WarcRecorder
+from tasks.warc import WarcRecorder
 
 MAX_URLS = 500  # one command's lots; a whole sale is a crawl's job
 ON_DEMAND_DAY_WARNING = (
@@ -259,17 +258,6 @@ def _warcinfo(site: SiteDefinition, day: date) -> dict[str, str]:
     }
 
 
-def was_crawled(warc: Path) -> bool:
-    """Whether the WARC holds a crawl (a listing or search page), not only lots fetched on
-    demand. Reads record headers until the first such page, near the start of a crawl's."""
-    with open(warc, "rb") as handle:
-        for record in ArchiveIterator(handle):
-            kind = record.rec_headers.get_header(KIND_HEADER)
-            if record.rec_type == "response" and kind in ("listing", "search"):
-                return True
-    return False
-
-
 class _NothingFetched(Exception):
     """No lot page came: the day's WARC must not change (nor appear)."""
 
@@ -328,19 +316,6 @@ def _add_images(root: DataRoot, day: date, site: str, rows: list[dict[str, str]]
         write_atomic(path, "".join(line + "\n" for line in merged).encode())
 
 
-def judged_lot_by_lot(site: SiteDefinition) -> SiteDefinition:
-    """``site`` with the checks of a whole day's crawl off (lot count, fill rates, invalid
-    share): a day holding only lots fetched on demand is no crawl to judge a layout by. Each
-    lot is still validated alone, an invalid one quarantined with its fields named."""
-    fields = {
-        name: rule.model_copy(update={"min_fill_rate": 0.0}) for name, rule in site.fields.items()
-    }
-    checks = site.checks.model_copy(
-        update={"min_lots": 0, "max_invalid_share": 1.0, "min_count_ratio": None}
-    )
-    return site.model_copy(update={"fields": fields, "checks": checks})
-
-
 def _known_keys(database_url: str, site: str, keys: list[str]) -> set[str]:
     """Which of ``keys`` the database has as lots of ``site`` already."""
     if not keys:
@@ -380,12 +355,10 @@ def _store(
     """Process the site's day from its WARC, load it and rebuild the day's bag if it has one
     (as the crawl's process, load and archive steps do)."""
     warc = root.warc_file(day, site.name)
-    crawled = was_crawled(warc)
-    checked = site if crawled else judged_lot_by_lot(site)
-    history = recent_lot_counts(database_url, site.name, day) if crawled else []
+    history = recent_lot_counts(database_url, site.name, day)
     stored = _Stored()
-    try:
-        processed = process_site(checked, day, str(root.path), history)
+    try:  # a day of on-demand lots only is judged lot by lot (tasks/process.py)
+        processed = process_site(site, day, str(root.path), history)
     except Exception as exc:  # a layout check, say: the run's process step fails the same way
         stored.failure = (
             f"processing the day failed ({type(exc).__name__}: {exc}); the pages are in {warc}"

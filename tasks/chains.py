@@ -113,6 +113,8 @@ def read_documents(text: str) -> list[Any]:
         return []
     try:
         literals: Iterable[Any] = chompjs.parse_js_objects(text)
+        if "undefined" not in text:  # nothing to rewrite: skip the walk (5% of a big page)
+            return [doc for doc in literals if doc is not None]
         return [_defined(doc) for doc in literals if doc is not None]
     except (ValueError, RecursionError):  # chompjs's own errors are ValueErrors; json's too
         return []

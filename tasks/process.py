@@ -41,7 +41,7 @@ from tasks.politeness import accepted
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.search import SearchMerge
 from tasks.storage import DataRoot
-from tasks.warc import read_pages, read_responses
+from tasks.warc import holds_crawl, read_pages, read_responses
 
 
 class LayoutChangeError(RuntimeError):
@@ -221,13 +221,28 @@ def _jsonl(rows: list[str]) -> bytes:
     return "".join(row + "\n" for row in rows).encode()
 
 
+def judged_lot_by_lot(site: SiteDefinition) -> SiteDefinition:
+    """``site`` with the checks of a whole day's crawl off (lot count, fill rates, invalid
+    share): a day holding only lots fetched on demand is no crawl to judge a layout by. Each
+    lot is still validated alone, an invalid one quarantined with its fields named."""
+    fields = {
+        name: rule.model_copy(update={"min_fill_rate": 0.0}) for name, rule in site.fields.items()
+    }
+    checks = site.checks.model_copy(
+        update={"min_lots": 0, "max_invalid_share": 1.0, "min_count_ratio": None}
+    )
+    return site.model_copy(update={"fields": fields, "checks": checks})
+
+
 def process_site(
     site: SiteDefinition, day: date, data_root: str, recent_counts: list[int] | None = None
 ) -> ProcessReport:
     """Extract, validate and check the lots of ``site`` for ``day`` from its WARC file.
 
     ``recent_counts`` are the site's lot counts of recent runs (most recent first), for the
-    item-count check; the caller reads them from the database.
+    item-count check; the caller reads them from the database. A WARC holding no listing or
+    search page (lots fetched on demand only) is judged lot by lot
+    (:func:`judged_lot_by_lot`), by ``reprocess`` as by the command that fetched them.
     """
     root = DataRoot(Path(data_root))
     warc = root.warc_file(day, site.name)
@@ -237,6 +252,8 @@ def process_site(
             "run the pipeline for that day first"
         )
     check_backup(warc, restore_hint(root, day, warc))  # a damaged backup is never read
+    if not holds_crawl(warc):
+        site = judged_lot_by_lot(site)
     pages: dict[str, _LotPage] = {}  # by lot identity: the page that counts for the day
     superseded: list[_LotPage] = []  # later pages of a lot that did not validate
     key_owners: dict[str, str] = {}

@@ -207,3 +207,15 @@ def read_pages(
     for page in read_responses(path, max_decoded_bytes):
         if page.kind == kind and page.status == 200:
             yield page
+
+
+def holds_crawl(path: Path) -> bool:
+    """Whether the WARC holds a crawl (a listing or search page), not only lots fetched on
+    demand (``auction-pipeline lot``). Reads record headers until the first such page, which
+    comes near the start of a crawl's WARC."""
+    with open(path, "rb") as handle:
+        for record in ArchiveIterator(handle):
+            kind = record.rec_headers.get_header(KIND_HEADER)
+            if record.rec_type == "response" and kind in ("listing", "search"):
+                return True
+    return False

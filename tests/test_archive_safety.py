@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
+from sites.demo.catalogue import HOUSES
 from sites.demo.server import DemoSite
+from sites.loader import SITES_DIR
 
 DAY = "2026-03-14"
 pytestmark = pytest.mark.timeout(900)
@@ -41,10 +43,22 @@ def _printable(text: str) -> bool:
 
 @pytest.fixture
 def day_run(cli: Cli, prefect_api_url: str, tmp_path: Path) -> Iterator[tuple[Path, Runner]]:
-    """A data root with one collected demo day, and a function running the CLI on it."""
+    """A data root with one collected demo day, and a function running the CLI on it.
+
+    The three houses only (a sites directory of their files): a dozen runs of the day check
+    what happens to backups and bags, which the marketplaces' files would only make slower.
+    """
     data_root = tmp_path / "data"
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    for house in HOUSES:
+        shutil.copy(SITES_DIR / f"{house}.yaml", sites)
     with DemoSite() as site:
-        env = {"PREFECT_API_URL": prefect_api_url, "DEMO_SITE_URL": site.url}
+        env = {
+            "PREFECT_API_URL": prefect_api_url,
+            "DEMO_SITE_URL": site.url,
+            "AUCTION_PIPELINE_SITES_DIR": str(sites),
+        }
 
         def run(*args: str) -> subprocess.CompletedProcess[str]:
             return cli(*args, "--data-root", str(data_root), env=env, timeout=300)

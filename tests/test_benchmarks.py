@@ -1,5 +1,6 @@
 """`auction-pipeline bench --quick` runs every benchmark on the local Slurm cluster and writes
-its results files (figures are not asserted: speed is measured, not tested)."""
+its results files (figures are not asserted: speed is measured, not tested); the marketplace
+extraction benchmark, which needs no cluster, is also run alone, small."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.market_extract import bench_market_extraction
 from infra.runner import WORKER_JOB_NAME
 from infra.slurm import run_slurm
+from sites.demo.catalogue import DemoConfig
 
-pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
 
-
+@pytest.mark.slurm
+@pytest.mark.prefect_server
 def test_bench_quick_runs_and_writes_its_results(
     slurm_conf: Path, prefect_api_url: str, cli, tmp_path: Path
 ) -> None:
@@ -35,6 +38,9 @@ def test_bench_quick_runs_and_writes_its_results(
         "scale-out",
     }
     cases = {f["case"] for f in figures}
+    extraction = [f["case"] for f in figures if f["benchmark"] == "extraction"]
+    assert len(extraction) == 2, extraction  # the houses' pages and the marketplaces'
+    assert any("marketplace lot pages + " in case for case in extraction), extraction
     assert any(case.startswith("(d) Parsl") for case in cases), cases
     assert any(case.startswith("(d) submitit") for case in cases), cases
     for figure in figures:  # every figure is a ratio of two measurements of the same run
@@ -51,3 +57,28 @@ def test_bench_quick_runs_and_writes_its_results(
     queue = run_slurm(["squeue", "--noheader", "-o", "%i %j"]).stdout.splitlines()
     ours = ("parsl", "bench-submitit", WORKER_JOB_NAME)
     assert [line for line in queue if line.split(" ")[-1].startswith(ours)] == []
+
+
+def test_market_extraction_is_a_ratio_over_every_lot_and_its_follow_ups() -> None:
+    figure = bench_market_extraction(2, 1)
+    # 2 lots of each of the three marketplaces; eBay's and Catawiki's have one follow-up each.
+    assert figure.benchmark == "extraction"
+    assert figure.case == (
+        "extract+validate+normalise, 6 marketplace lot pages + 4 follow-ups, one core"
+    )
+    assert figure.value > 0 and figure.baseline_value > 0 and math.isfinite(figure.ratio)
+    assert figure.met == (figure.ratio >= 0.5)
+    assert re.fullmatch(
+        r"mean lot page \d+\.\d kB, follow-up \d+\.\d kB; ratio per marketplace: "
+        r"ebay \d\.\d\d, liveauctioneers \d\.\d\d, catawiki \d\.\d\d",
+        figure.note,
+    ), figure.note
+
+
+@pytest.mark.parametrize("marketplace", ["ebay", "liveauctioneers", "catawiki"])
+def test_market_extraction_refuses_to_time_lots_that_do_not_validate(marketplace: str) -> None:
+    # A renamed key empties a required field: every such lot fails, and timing failures
+    # would measure nothing.
+    config = DemoConfig(renamed_json_key=frozenset({marketplace}))
+    with pytest.raises(RuntimeError, match=f"does not validate: site '{marketplace}'"):
+        bench_market_extraction(1, 1, config=config)

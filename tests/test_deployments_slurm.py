@@ -25,12 +25,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from browser import headless_chromium
 from conftest import TERMINAL, recorded_task_runs, wait_for
+from expected import SITES
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from deployments.crash_detection import AUTOMATION_NAME
 from deployments.register import load_deployments
 from infra import prefect_server
+from infra.notifier import LOG_TAIL_LINES
 from infra.ports import free_port
 from infra.runner import WORKER_JOB_NAME
 from infra.slurm import job_records, parse_scontrol_jobs, run_slurm
@@ -186,8 +188,9 @@ def test_deployment_run_on_the_dev_partition(
         flow_run = api.get(f"/flow_runs/{provenance['flow_run_id']}").json()
         assert flow_run["state_type"] == "COMPLETED"
         assert flow_run["deployment_id"] == dev["id"]
-        task_runs = recorded_task_runs(server, flow_run["id"], 8)
-        assert len(task_runs) == 8
+        tasks = len(SITES) * 2 + 2  # scrape and process per site, load, archive
+        task_runs = recorded_task_runs(server, flow_run["id"], tasks)
+        assert len(task_runs) == tasks
         assert {t["state_type"] for t in task_runs} == {"COMPLETED"}
 
 
@@ -275,7 +278,10 @@ def test_a_failed_deployment_run_is_mailed_once_and_shown_in_the_ui(
     assert "(dev) on node n" in body
     assert "HTTP 503" in body
     assert f"{server.removesuffix('/api')}/runs/flow-run/{run_id}" in body
-    assert "log lines:" in body and "Beginning flow run" in body
+    # The run's last log lines (a log line may span several: the job script), ending with
+    # the failure: six sites log more than they hold, so the tail, not the start.
+    tail = body.split(f"Last {LOG_TAIL_LINES} log lines:")[1]
+    assert "hotel-lumiere: listing page failed" in tail and "HTTP 503" in tail
 
     # The Prefect UI, in headless Chromium, shows the failed run with its failing task, the
     # error, and the Slurm job and node it ran in.
