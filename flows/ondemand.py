@@ -18,8 +18,6 @@ cannot race a run of that day.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -28,24 +26,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from warcio.warcwriter import WARCWriter
 
 from flows.run import UsageError
-from infra.atomic import fsync_directory, write_atomic
+from infra.atomic import write_atomic
 from sites.loader import SiteDefinition, load_site_file, load_sites
 from tasks.archive import archive_day
 from tasks.checksums import (
-    BackupDamaged,
     check_backup,
-    damage,
-    file_digest,
-    record_digest,
-    recorded_digest,
     restore_hint,
 )
 from tasks.crawl import Crawl, LotFetch
@@ -65,7 +56,7 @@ from tasks.store import (
     recent_lot_counts,
     transaction,
 )
-from tasks.warc import WarcRecorder
+from tasks.warc import AppendingRecorder, WarcRecorder
 
 MAX_URLS = 500  # one command's lots; a whole sale is a crawl's job
 ON_DEMAND_DAY_WARNING = (
@@ -177,74 +168,6 @@ class OnDemandReport:
         return "\n".join(lines)
 
 
-class _AppendingRecorder(WarcRecorder):
-    """A new version of an existing site-day WARC: the old file's records byte for byte, then
-    a warcinfo record and the new exchanges.
-
-    It replaces the old file only when complete: the new file, then its digest, each renamed
-    into place. On any failure before that the old WARC and its digest are left as they were.
-    (A kill between the two renames leaves the new WARC with the old digest: reported as
-    damaged by every reader, with the bag's copy of the old one as the restore hint.)
-    """
-
-    def __init__(self, path: Path, info: dict[str, str], hint: str):
-        super().__init__(path, info)
-        self._hint = hint
-
-    def __enter__(self) -> _AppendingRecorder:
-        for stale in self.path.parent.glob(f".{self.path.name}.*.partial"):
-            stale.unlink(missing_ok=True)  # a killed attempt's; the day's lock is ours
-        self._file = open(self._tmp, "wb")
-        try:
-            self._copy_old(self._file)
-        except BaseException:
-            self._file.close()
-            self._tmp.unlink(missing_ok=True)
-            raise
-        self._writer = WARCWriter(self._file, gzip=True, warc_version="WARC/1.1")
-        self._writer.write_record(self._writer.create_warcinfo_record(self.path.name, self.info))
-        return self
-
-    def _copy_old(self, target: Any) -> None:
-        """Copy the old file, checking what was copied against its recorded digest (so a
-        file changed since it was checked is refused, not extended)."""
-        expected = recorded_digest(self.path)
-        digest = hashlib.sha256()
-        with open(self.path, "rb") as old:
-            while chunk := old.read(1 << 20):
-                digest.update(chunk)
-                target.write(chunk)
-        if expected is not None and digest.hexdigest() != expected:
-            raise BackupDamaged(f"{damage(self.path, digest.hexdigest())}; {self._hint}")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._file is not None
-        try:
-            if exc_type is not None:
-                with contextlib.suppress(OSError):
-                    self._file.close()
-                return
-            try:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
-            except OSError as error:
-                raise OSError(
-                    error.errno, f"cannot write the page backup {self._tmp}: {error.strerror}"
-                ) from error
-            digest = file_digest(self._tmp)
-            os.replace(self._tmp, self.path)
-            fsync_directory(self.path.parent)
-            record_digest(self.path, digest)
-        finally:
-            self._tmp.unlink(missing_ok=True)
-
-
 def _warcinfo(site: SiteDefinition, day: date) -> dict[str, str]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
@@ -275,7 +198,7 @@ def _fetch(site: SiteDefinition, root: DataRoot, day: date, urls: list[str]) -> 
     path = root.warc_file(day, site.name)
     info = _warcinfo(site, day)
     recorder = (
-        _AppendingRecorder(path, info, restore_hint(root, day, path))
+        AppendingRecorder(path, info, restore_hint(root, day, path))
         if path.exists()
         else WarcRecorder(path, info)
     )

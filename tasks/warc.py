@@ -16,6 +16,7 @@ a gzip bomb in a backup fails its page instead of the worker reading it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import threading
@@ -34,7 +35,7 @@ from warcio.warcwriter import WARCWriter
 
 from infra.atomic import fsync_directory
 from sites.loader import Politeness
-from tasks.checksums import file_digest, record_digest
+from tasks.checksums import BackupDamaged, damage, file_digest, record_digest, recorded_digest
 from tasks.politeness import Exchange, UndecodableBody, decode_content
 
 KIND_HEADER = "X-Auction-Pipeline-Kind"
@@ -116,28 +117,92 @@ class WarcRecorder:
     ) -> None:
         assert self._file is not None
         try:
-            try:
-                if exc_type is None:
-                    self._file.flush()
-                    os.fsync(self._file.fileno())
-                self._file.close()  # closes the file even when its last flush fails
-            except OSError as error:
-                if exc_type is None:
-                    raise OSError(
-                        error.errno, f"cannot write the page backup {self._tmp}: {error.strerror}"
-                    ) from error
-                # The crawl failed already (often for this very reason, a full disk): its
-                # error is the one to report, not this echo of it.
+            self._close(failed=exc_type is not None)
             if exc_type is None:
-                # The digest first: a WARC under its final name always has one to check.
-                record_digest(self._tmp, file_digest(self._tmp), self.path.name)
-                os.replace(self._tmp, self.path)
-                fsync_directory(self.path.parent)
+                self._publish()
             else:
-                # Evidence of what the site answered, under a name nothing reads as a backup.
-                os.replace(self._tmp, self.path.with_name(self.path.name + ".failed"))
+                self._keep_failed()
         finally:
             self._tmp.unlink(missing_ok=True)
+
+    def _close(self, failed: bool) -> None:
+        """Flush (when the crawl succeeded), sync and close the file being written."""
+        assert self._file is not None
+        try:
+            if not failed:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            self._file.close()  # closes the file even when its last flush fails
+        except OSError as error:
+            if not failed:
+                raise OSError(
+                    error.errno, f"cannot write the page backup {self._tmp}: {error.strerror}"
+                ) from error
+            # The crawl failed already (often for this very reason, a full disk): its
+            # error is the one to report, not this echo of it.
+
+    def _publish(self) -> None:
+        """The complete file under its name; its digest first, so a WARC under its final
+        name always has one to check."""
+        record_digest(self._tmp, file_digest(self._tmp), self.path.name)
+        os.replace(self._tmp, self.path)
+        fsync_directory(self.path.parent)
+
+    def _keep_failed(self) -> None:
+        """Evidence of what the site answered, under a name nothing reads as a backup."""
+        os.replace(self._tmp, self.path.with_name(self.path.name + ".failed"))
+
+
+class AppendingRecorder(WarcRecorder):
+    """A new version of an existing site-day WARC: the old file's records byte for byte, then
+    a warcinfo record and the new exchanges (``auction-pipeline lot`` on a crawled day).
+
+    It replaces the old file only when complete: the new file, then its digest, each renamed
+    into place. On any failure before that the old WARC and its digest are left as they were,
+    and nothing of the attempt is kept. (A kill between the two renames leaves the new WARC
+    with the old digest: reported as damaged by every reader, with the bag's copy of the old
+    one as the restore hint, which matches that digest again. The other order would flag the
+    intact old file instead.)
+    """
+
+    def __init__(self, path: Path, info: dict[str, str], hint: str):
+        super().__init__(path, info)
+        self._hint = hint
+
+    def __enter__(self) -> AppendingRecorder:
+        for stale in self.path.parent.glob(f".{self.path.name}.*.partial"):
+            stale.unlink(missing_ok=True)  # a killed attempt's; the caller holds the day's lock
+        self._file = open(self._tmp, "wb")
+        try:
+            self._copy_old(self._file)
+        except BaseException:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+            raise
+        self._writer = WARCWriter(self._file, gzip=True, warc_version="WARC/1.1")
+        self._writer.write_record(self._writer.create_warcinfo_record(self.path.name, self.info))
+        return self
+
+    def _copy_old(self, target: BinaryIO) -> None:
+        """Copy the old file, checking what was copied against its recorded digest (so a
+        file changed since it was checked is refused, not extended)."""
+        expected = recorded_digest(self.path)
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as old:
+            while chunk := old.read(1 << 20):
+                digest.update(chunk)
+                target.write(chunk)
+        if expected is not None and digest.hexdigest() != expected:
+            raise BackupDamaged(f"{damage(self.path, digest.hexdigest())}; {self._hint}")
+
+    def _publish(self) -> None:
+        digest = file_digest(self._tmp)
+        os.replace(self._tmp, self.path)
+        fsync_directory(self.path.parent)
+        record_digest(self.path, digest)
+
+    def _keep_failed(self) -> None:
+        """Nothing: the old WARC is the day's backup still, and the attempt is deleted."""
 
 
 DEFAULT_MAX_DECODED_BYTES: int = Politeness().max_decoded_bytes
