@@ -24,7 +24,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,6 +44,7 @@ from tasks.politeness import CrawlAborted, PoliteFetcher
 from tasks.process import process_site
 from tasks.runinfo import where_am_i
 from tasks.runlock import day_lock, lock_warning
+from tasks.scrape import warcinfo
 from tasks.search import lot_identity
 from tasks.storage import DataRoot
 from tasks.store import (
@@ -168,19 +168,6 @@ class OnDemandReport:
         return "\n".join(lines)
 
 
-def _warcinfo(site: SiteDefinition, day: date) -> dict[str, str]:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "software": f"auction-pipeline/{metadata.version('auction-pipeline')} (warcio)",
-        "format": "WARC File Format 1.1",
-        "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
-        "isPartOf": f"{site.name} {day.isoformat()}",
-        "description": f"{site.house}: lot pages fetched on demand (auction-pipeline lot) at {now}",
-        "http-header-user-agent": site.user_agent,
-        "robots": "obey",
-    }
-
-
 class _NothingFetched(Exception):
     """No lot page came: the day's WARC must not change (nor appear)."""
 
@@ -196,7 +183,10 @@ def _fetch(site: SiteDefinition, root: DataRoot, day: date, urls: list[str]) -> 
     """Fetch the lots at ``urls`` into the day's WARC (created like a crawl's, or a new
     version of it); the WARC changes only if some lot page was fetched."""
     path = root.warc_file(day, site.name)
-    info = _warcinfo(site, day)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    info = warcinfo(
+        site, day, f"{site.house}: lot pages fetched on demand (auction-pipeline lot) at {now}"
+    )
     recorder = (
         AppendingRecorder(path, info, restore_hint(root, day, path))
         if path.exists()

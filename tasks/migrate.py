@@ -28,17 +28,22 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData, inspect
+from sqlalchemy import Connection, MetaData, inspect, text
 from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:  # Alembic is imported only when a database needs upgrading (0.2 s)
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001"
 """The revision of release 0.1's schema, the first one: its databases have no version table."""
+HEAD = "0002"
+"""The newest revision in ``migrations/versions/``: a database at it is used without loading
+Alembic, on every connection the pipeline opens. ``tests/test_migrations.py`` checks that it
+is the versions directory's head; raise it with each new revision."""
 
 
 class SchemaVersionError(RuntimeError):
@@ -46,27 +51,27 @@ class SchemaVersionError(RuntimeError):
 
 
 @functools.lru_cache(maxsize=1)
-def _scripts() -> ScriptDirectory:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config)
+def scripts() -> ScriptDirectory:
+    """Alembic's view of ``migrations/versions/`` (imports Alembic)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config())
 
 
 def head_revision() -> str:
     """The newest schema revision this release knows, e.g. ``"0002"``."""
-    head = _scripts().get_current_head()
-    if head is None:  # a packaging error: the versions directory is missing
-        raise SchemaVersionError(f"no schema revisions found in {MIGRATIONS / 'versions'}")
-    return head
+    return HEAD
 
 
 def current_revision(conn: Connection) -> str | None:
     """The revision the database says it is at, ``None`` when it has no version table."""
-    return MigrationContext.configure(conn).get_current_revision()
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _known(revision: str) -> bool:
-    return revision in {script.revision for script in _scripts().walk_revisions()}
+    return revision in {script.revision for script in scripts().walk_revisions()}
 
 
 def upgrade_schema(conn: Connection, metadata: MetaData, to: str | None = None) -> str | None:
@@ -92,6 +97,8 @@ def upgrade_schema(conn: Connection, metadata: MetaData, to: str | None = None) 
     sqlite = conn.dialect.name == "sqlite"
     if sqlite:  # takes effect only outside a transaction, hence on the driver's connection
         _sqlite_pragma(conn, "foreign_keys=OFF")
+    from alembic import command
+
     try:
         with conn.begin():
             tables = set(inspect(conn).get_table_names())
@@ -127,7 +134,10 @@ def _where(conn: Connection) -> str:
     return conn.engine.url.render_as_string(hide_password=True)
 
 
-def _config(conn: Connection, metadata: MetaData) -> Config:
+def _config(conn: Connection | None = None, metadata: MetaData | None = None) -> Config:
+    """Alembic's configuration: the versions directory, and the connection env.py runs on."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes.update(connection=conn, metadata=metadata)

@@ -53,13 +53,16 @@ class ScrapeReport:
     place: RunPlace = field(default_factory=where_am_i)
 
 
-def _warcinfo(site: SiteDefinition, day: date) -> dict[str, str]:
+def warcinfo(site: SiteDefinition, day: date, description: str | None = None) -> dict[str, str]:
+    """The warcinfo record's fields of ``site``'s WARC for ``day``; ``description`` says what
+    the file holds (default: the crawl of the sale)."""
     return {
         "software": f"auction-pipeline/{metadata.version('auction-pipeline')} (warcio)",
         "format": "WARC File Format 1.1",
         "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
         "isPartOf": f"{site.name} {day.isoformat()}",
-        "description": f"{site.house}: listing, lot and image pages of the sale on {day}",
+        "description": description
+        or f"{site.house}: listing, lot and image pages of the sale on {day}",
         "http-header-user-agent": site.user_agent,
         "robots": "obey",
     }
@@ -122,7 +125,7 @@ def scrape_site(
     image_rows: list[dict[str, str]] = []
     failed: list[str] = []
     with (
-        WarcRecorder(warc_path, _warcinfo(site, day)) as warc,
+        WarcRecorder(warc_path, warcinfo(site, day)) as warc,
         PoliteFetcher(site.user_agent, site.politeness, site.hosts, warc.record) as fetcher,
         ThreadPoolExecutor(site.politeness.concurrency) as pool,
     ):

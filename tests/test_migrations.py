@@ -275,3 +275,25 @@ def test_a_database_of_a_newer_release_is_refused_untouched(tmp_path: Path) -> N
     assert "9999" in message and head_revision() in message
     assert "Upgrade auction-pipeline" in message
     assert file.read_bytes() == before
+
+
+def test_the_head_constant_is_the_newest_revision_file() -> None:
+    """``tasks.migrate.HEAD`` lets a database at the newest revision be used without loading
+    Alembic; it must name the versions directory's head, or new revisions would never run."""
+    from tasks.migrate import HEAD, scripts
+
+    assert scripts().get_current_head() == HEAD
+
+
+def test_a_database_at_the_newest_revision_is_opened_without_importing_alembic(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{_copy(tmp_path)}"
+    engine_for(url).dispose()  # upgraded here
+    probe = (
+        "import sys; from tasks.store import engine_for; engine_for(sys.argv[1]).dispose(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
