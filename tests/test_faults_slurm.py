@@ -31,7 +31,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from infra import localslurm
 from infra.runner import WORKER_JOB_NAME
-from infra.slurm import accounted_jobs, job_records, run_slurm
+from infra.slurm import accounted_jobs, job_records, run_slurm, wait_until_gone
 from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
 from sites.demo.server import DemoSite
 
@@ -256,8 +256,11 @@ def test_a_killed_flow_process_is_rerun_reusing_the_sites_it_finished(
             if run.poll() is None:
                 run.kill()
             # Its Dask workers lost their scheduler and would exit after their death timeout
-            # (60 s); cancel them now so they cannot write beside the re-run.
+            # (60 s); cancel them now so they cannot write beside the re-run, and wait until
+            # they have left: a worker still finishing a site publishes its WARC meanwhile.
+            workers = run_slurm(["squeue", "-h", "--name", WORKER_JOB_NAME, "-o", "%i"]).stdout
             run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
+            assert not wait_until_gone(workers.split(), 60), "worker jobs outlived scancel"
         finished = _scraped(data_root)
         assert finished and finished < set(HOUSES), finished
         before = {house: site.request_count(f"/{house}/") for house in HOUSES}
