@@ -52,11 +52,28 @@ class SiteDefinitionError(ValueError):
 
 
 # "timestamp" is ISO 8601 with its zone ("2026-03-14T18:00:00Z"), "epoch-seconds" and
-# "epoch-millis" a count since 1970-01-01 UTC: the forms marketplaces write times in.
+# "epoch-millis" a count since 1970-01-01 UTC: the forms marketplaces write times in;
+# "datetime" localised text with a zone ("Mar 19, 2026 14:35:00 PDT"). "status" maps the
+# page's words for a lot's state through the rule's ``statuses``; "boolean" reads true/false.
 FieldParser = Literal[
-    "text", "price", "estimate", "date", "int", "timestamp", "epoch-seconds", "epoch-millis"
-]
-TIME_PARSERS: tuple[FieldParser, ...] = ("timestamp", "epoch-seconds", "epoch-millis")
+    "text", "price", "estimate", "date", "int", "timestamp", "epoch-seconds", "epoch-millis",
+    "datetime", "status", "boolean",
+]  # fmt: skip
+TIME_PARSERS: tuple[FieldParser, ...] = ("timestamp", "epoch-seconds", "epoch-millis", "datetime")
+
+# Where a lot is in its life. "closed-unknown": its end has passed and no page said how it
+# ended (see tasks/normalise.py: a status is only ever read from the page, never inferred).
+LotStatus = Literal["upcoming", "open", "sold", "unsold", "withdrawn", "closed-unknown"]
+LOT_STATUSES: tuple[LotStatus, ...] = (
+    "upcoming", "open", "sold", "unsold", "withdrawn", "closed-unknown",
+)  # fmt: skip
+
+
+def status_key(text: str) -> str:
+    """How a status text is looked up in ``statuses``: case-folded, spaces collapsed."""
+    return " ".join(text.split()).casefold()
+
+
 # The character a house writes between whole units and their fraction ("1,200.50" or
 # "1.200,50"); the other of the two then only groups thousands. See tasks/normalise.py.
 DecimalSeparator = Literal[".", ","]
@@ -84,6 +101,33 @@ class FieldRule(BaseModel):
         alias="from",
         description="the follow: resource this rule reads (default: the lot page)",
     )
+    statuses: dict[str, LotStatus] | None = Field(
+        None,
+        description="parser: status only: each text the page writes for a lot's state "
+        "(matched whole, case-insensitively) and the status it means",
+    )
+
+    @model_validator(mode="after")
+    def _statuses_with_status_parser(self) -> FieldRule:
+        if (self.parser == "status") != (self.statuses is not None):
+            raise ValueError(
+                "parser: status needs 'statuses', a mapping from each text the page writes "
+                f"to one of {', '.join(LOT_STATUSES)}; other parsers take no 'statuses'"
+            )
+        seen: dict[str, str] = {}
+        for text in self.statuses or {}:
+            key = status_key(text)
+            if not key:
+                raise ValueError("statuses has an empty text; name the words the page writes")
+            if key in seen:
+                raise ValueError(f"statuses names {seen[key]!r} and {text!r}, which read alike")
+            seen[key] = text
+        return self
+
+    def status_for(self, text: str) -> LotStatus | None:
+        """The status ``text`` means by this rule's ``statuses``, or None if it is not listed."""
+        table = {status_key(k): v for k, v in (self.statuses or {}).items()}
+        return table.get(status_key(text))
 
 
 class Listing(BaseModel):
@@ -159,6 +203,14 @@ RECORD_FIELDS: dict[str, tuple[tuple[FieldParser, ...], bool]] = {
     "price": (("price",), False),
     "current_bid": (("price",), False),
     "images": (("text",), True),
+    # An online lot's life (tasks/normalise.py says how they combine):
+    "status": (("status",), False),
+    "start_time": (TIME_PARSERS, False),
+    "end_time": (TIME_PARSERS, False),
+    "bid_count": (("int",), False),
+    "starting_price": (("price",), False),
+    "buy_now_price": (("price",), False),
+    "reserve_met": (("boolean",), False),
 }
 
 

@@ -18,7 +18,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -30,13 +30,14 @@ from sqlalchemy import Connection, Table, func, select
 from infra.atomic import write_atomic
 from tasks.store import lots, observations, search_hits, transaction
 
-Kind = Literal["text", "integer", "money", "date", "boolean"]
+Kind = Literal["text", "integer", "money", "date", "timestamp", "boolean"]
 
 ARROW_TYPES: dict[Kind, pa.DataType] = {
     "text": pa.string(),
     "integer": pa.int64(),
     "money": pa.decimal128(18, 2),
     "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
     "boolean": pa.bool_(),
 }
 PARQUET_OPTIONS: dict[str, Any] = {
@@ -61,17 +62,67 @@ class ColumnSpec:
 def _observed(table: Table) -> list[ColumnSpec]:
     """What one crawl saw of a lot, as kept in ``table``."""
     return [
-        ColumnSpec("sold", table, "boolean", "true/false", "whether the lot was shown as sold"),
+        ColumnSpec(
+            "status",
+            table,
+            "text",
+            "upcoming, open, sold, unsold, withdrawn, closed-unknown",
+            "where the lot was in its life, as its page said (a house's result: sold or "
+            "unsold); empty when the page said neither",
+        ),
+        ColumnSpec(
+            "sold",
+            table,
+            "boolean",
+            "true/false",
+            "true if shown sold, false if unsold or withdrawn; empty while open or unknown",
+        ),
         ColumnSpec("currency", table, "text", "ISO 4217 code", "currency of the amounts below"),
         ColumnSpec(
-            "sold_price", table, "money", "amount in currency", "hammer price; empty if unsold"
+            "sold_price",
+            table,
+            "money",
+            "amount in currency",
+            "the final price: hammer price at a house, winning bid online; empty if not sold",
         ),
         ColumnSpec(
             "current_bid",
             table,
             "money",
             "amount in currency",
-            "an open online lot's current bid as its page showed it; empty for house sales",
+            "an online lot's current bid as its page showed it; empty for house sales",
+        ),
+        ColumnSpec("bid_count", table, "integer", "bids", "bids placed so far, as shown"),
+        ColumnSpec(
+            "starting_price", table, "money", "amount in currency", "an online lot's opening bid"
+        ),
+        ColumnSpec(
+            "buy_now_price",
+            table,
+            "money",
+            "amount in currency",
+            "price to buy at once (eBay's Buy It Now); empty if none is offered",
+        ),
+        ColumnSpec(
+            "reserve_met",
+            table,
+            "boolean",
+            "true/false",
+            "whether the page said the reserve price was met; empty if it said not",
+        ),
+        ColumnSpec(
+            "start_time",
+            table,
+            "timestamp",
+            "ISO 8601, UTC",
+            "when an online lot's bidding opened",
+        ),
+        ColumnSpec(
+            "end_time",
+            table,
+            "timestamp",
+            "ISO 8601, UTC",
+            "when an online lot's bidding ends or ended (as scheduled on the page)",
         ),
         ColumnSpec("estimate_low", table, "money", "amount in currency", "low estimate"),
         ColumnSpec("estimate_high", table, "money", "amount in currency", "high estimate"),
@@ -257,6 +308,8 @@ def _csv_text(value: Any, kind: Kind) -> str:
         return f"{Decimal(value):.2f}"
     if kind == "date":
         return str(value.isoformat())
+    if kind == "timestamp":
+        return str(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
     return str(value)
 
 
@@ -305,9 +358,9 @@ def render_data_dictionary(day: date) -> bytes:
         f"# Data dictionary: tables for {day.isoformat()}",
         "",
         "Each table comes as CSV (UTF-8, header row, `\\n` line ends; an empty field is a "
-        "missing value, booleans are `true`/`false`, dates `YYYY-MM-DD`, amounts decimal "
-        "numbers with two decimals) and as Parquet with the types below. Amounts are exact "
-        "decimals, never floats.",
+        "missing value, booleans are `true`/`false`, dates `YYYY-MM-DD`, times ISO 8601 in "
+        "UTC (`2026-03-19T18:00:00Z`), amounts decimal numbers with two decimals) and as "
+        "Parquet with the types below. Amounts are exact decimals, never floats.",
     ]
     for name, (columns, about) in TABLES.items():
         lines += [

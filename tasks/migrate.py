@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # Alembic is imported only when a database needs upgrading (0
 MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001"
 """The revision of release 0.1's schema, the first one: its databases have no version table."""
-HEAD = "0002"
+HEAD = "0003"
 """The newest revision in ``migrations/versions/``: a database at it is used without loading
 Alembic, on every connection the pipeline opens. ``tests/test_migrations.py`` checks that it
 is the versions directory's head; raise it with each new revision."""

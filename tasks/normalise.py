@@ -47,10 +47,12 @@ from sites.loader import (
     TIME_PARSERS,
     DecimalSeparator,
     FieldParser,
+    LotStatus,
     SiteDefinition,
 )
 from tasks.currency import conversion_for
 from tasks.extract import RawLot, RawValue
+from tasks.lifecycle import lot_status, sold_of
 from tasks.timestamps import parse_time, utc_day
 
 _T = TypeVar("_T")
@@ -85,13 +87,34 @@ class LotRecord(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code of all amounts")
     estimate_low: Amount | None
     estimate_high: Amount | None
-    sold: bool
-    sold_price: Amount | None = Field(description="hammer price as shown; None when not sold")
+    sold: bool | None = Field(
+        description="true when the page shows the lot sold, false when unsold or withdrawn, "
+        "None while open or when no page said (tasks/lifecycle.py)"
+    )
+    sold_price: Amount | None = Field(
+        description="the final price as shown: the hammer price at a house, the winning bid "
+        "online; None when not sold or not shown"
+    )
     sale_date: dt.date = Field(
         description="the sale's date; for an online lot read from its end time, that time's UTC day"
     )
     current_bid: Amount | None = Field(
         None, description="an open lot's current (leading) bid in currency, as its page shows"
+    )
+    status: LotStatus | None = Field(
+        None, description="where the lot is in its life, as its page says; None if it says not"
+    )
+    start_time: dt.datetime | None = Field(None, description="an online lot's start, in UTC")
+    end_time: dt.datetime | None = Field(
+        None, description="an online lot's (scheduled) end, in UTC"
+    )
+    bid_count: int | None = Field(None, ge=0, description="bids placed so far, as shown")
+    starting_price: Amount | None = Field(None, description="the opening bid, in currency")
+    buy_now_price: Amount | None = Field(
+        None, description="the price to buy at once (eBay's Buy It Now), in currency"
+    )
+    reserve_met: bool | None = Field(
+        None, description="whether the page says the reserve price is met; None if it says not"
     )
     image_urls: list[str]
     raw: dict[str, str | list[str] | None] = Field(description="extracted strings, for audit")
@@ -129,8 +152,19 @@ class LotRecord(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> LotRecord:
-        if self.sold != (self.sold_price is not None):
-            raise ValueError("sold must be true exactly when sold_price is set")
+        if self.sold_price is not None and self.sold is not True:
+            raise ValueError("sold must be true when sold_price is set")
+        if self.status is not None and self.sold != sold_of(self.status):
+            raise ValueError(f"sold must be {sold_of(self.status)} for status {self.status!r}")
+        for name in ("start_time", "end_time"):
+            moment = getattr(self, name)
+            if moment is not None and moment.utcoffset() != dt.timedelta(0):
+                raise ValueError(f"{name} must be in UTC, got {moment.isoformat()}")
+        if self.start_time and self.end_time and self.start_time > self.end_time:
+            raise ValueError(
+                f"start_time {self.start_time.isoformat()} is after end_time "
+                f"{self.end_time.isoformat()}"
+            )
         converted = self.currency_known
         for name in ("estimate_low", "estimate_high", "sold_price"):
             if (getattr(self, f"{name}_ref") is not None) != (
@@ -602,8 +636,38 @@ def parse_sale_day(text: str, site: SiteDefinition) -> dt.date:
     in the site's languages, or a time (see :mod:`tasks.timestamps`) whose UTC day it is."""
     rule = site.fields.get("sale_date")
     if rule is not None and rule.parser in TIME_PARSERS:
-        return utc_day(parse_time(text, rule.parser))
+        return utc_day(parse_site_time(text, site, "sale_date"))
     return parse_sale_date(text, site.date_languages)
+
+
+def parse_site_time(text: str, site: SiteDefinition, name: str) -> dt.datetime:
+    """The time in ``text`` as the site's rule for field ``name`` writes it, in UTC."""
+    rule = site.fields[name]
+    return parse_time(text, rule.parser, site.date_languages).astimezone(dt.UTC)
+
+
+_BOOLEANS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+
+
+def parse_boolean(text: str) -> bool:
+    """``text`` as a yes/no: true/false (JSON), yes/no or 1/0, any case; ValueError otherwise."""
+    value = _BOOLEANS.get(normalise_space(text).casefold())
+    if value is None:
+        raise ValueError(f"expected true or false (or yes/no, 1/0), got {text!r}")
+    return value
+
+
+def parse_status(text: str, site: SiteDefinition) -> LotStatus:
+    """The status the site's ``statuses`` give ``text``; ValueError naming the known texts."""
+    rule = site.fields["status"]
+    status = rule.status_for(text)
+    if status is None:
+        known = ", ".join(repr(k) for k in rule.statuses or {})
+        raise ValueError(
+            f"{text!r} is not among the statuses of sites/{site.name}.yaml ({known}); if the "
+            "site writes a new state, add it there with the status it means"
+        )
+    return status
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -622,6 +686,9 @@ def _expectation(site: SiteDefinition, parser: FieldParser) -> str:
         "epoch-millis": "milliseconds since 1970-01-01 UTC, such as '1773511200000'",
         "price": f"an amount such as '1,200' with a currency sign, or an unsold marker ({markers})",
         "estimate": "an amount or a range such as '1,000 - 1,500' with a currency sign",
+        "datetime": f"a date and time with its zone (languages: {', '.join(site.date_languages)})",
+        "status": "one of the texts listed under the field's statuses",
+        "boolean": "true or false",
     }[parser]
 
 
@@ -667,6 +734,29 @@ class _Reader:
             return None
 
 
+def _one_currency(
+    site: SiteDefinition,
+    raw: RawLot,
+    shown: dict[str, tuple[Decimal | None, str]],
+    problems: list[FieldProblem],
+) -> str:
+    """The currency of the lot's amounts: the first shown one's (estimate, price, current
+    bid, starting, buy-now), else the site's; each later one in another is a problem. A
+    text without an amount (an unsold marker, "estimate on request") names no currency and
+    is left out."""
+    currency: str | None = None
+    for name, (value, its_currency) in shown.items():
+        if value is None:
+            continue
+        if currency is None:
+            currency = its_currency
+        elif its_currency != currency:
+            problems.append(
+                FieldProblem(name, raw.get(name), f"an amount in the lot's currency {currency}")
+            )
+    return currency or site.currency
+
+
 def lot_key_of(url: str) -> str:
     """The lot's key within its site: the URL's last path segment and its query, if any.
 
@@ -695,10 +785,11 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     """The LotRecord for the raw strings extracted from the lot page at ``url``.
 
     Raises LotValidationError listing every required field that is missing and every field
-    whose value cannot be read. A missing result (no ``price``) counts as not sold; a missing
-    estimate leaves both estimate amounts None. The record's currency is the sold price's,
-    else the estimate's, else the site's; a price and an estimate in different currencies is
-    an error. Fields the record has no place for are kept, unparsed, in ``raw``.
+    whose value cannot be read. The status comes from the page alone (:mod:`tasks.lifecycle`):
+    a ``status`` field, else a price (sold) or an unsold marker (unsold), else none; a missing
+    estimate leaves both estimate amounts None. Every amount (estimate, price, current bid,
+    starting and buy-now price) must be in one currency, the first one's, else the site's.
+    Fields the record has no place for are kept, unparsed, in ``raw``.
 
     Amounts are also converted to the reference currency at the sale date's rate (see
     :func:`tasks.currency.conversion_for`); a currency without rates is flagged, not an
@@ -706,7 +797,6 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     ``AUCTION_PIPELINE_REFERENCE_CURRENCY`` is invalid: that is the run's setup, not the lot.
     """
     reader = _Reader(site, raw)
-    currency = site.currency
     lot_number = reader.parse("lot_number", parse_int)
     title = reader.parse("title", normalise_space)
     sale_date = reader.parse("sale_date", lambda t: parse_sale_day(t, site))
@@ -716,32 +806,32 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     price = reader.parse(
         "price", lambda t: parse_price(t, site.currency, site.unsold_markers, separator)
     )
-    bid = reader.parse("current_bid", lambda t: parse_price(t, site.currency, [], separator))
+    amounts = {
+        name: reader.parse(name, lambda t: parse_price(t, site.currency, [], separator))
+        for name in ("current_bid", "starting_price", "buy_now_price")
+    }
+    times = {
+        name: reader.parse(name, functools.partial(parse_site_time, site=site, name=name))
+        for name in ("start_time", "end_time")
+    }
+    stated = reader.parse("status", lambda t: parse_status(t, site))
+    bid_count = reader.parse("bid_count", parse_int)
+    reserve_met = reader.parse("reserve_met", parse_boolean)
 
-    low = high = sold_price = None
+    low = high = None
     if estimate is not None:
-        low, high, currency = estimate
-    if price is not None and price[0] is not None:
-        sold_price, price_currency = price
-        if low is not None and price_currency != currency:
-            reader.problems.append(
-                FieldProblem(
-                    "price", raw.get("price"), f"an amount in the estimate's currency {currency}"
-                )
-            )
-        currency = price_currency
-    current_bid = None
-    if bid is not None and bid[0] is not None:
-        current_bid, bid_currency = bid
-        if (low is not None or sold_price is not None) and bid_currency != currency:
-            reader.problems.append(
-                FieldProblem(
-                    "current_bid",
-                    raw.get("current_bid"),
-                    f"an amount in the lot's currency {currency}",
-                )
-            )
-        currency = bid_currency
+        low, high, _ = estimate
+    shown: dict[str, tuple[Decimal | None, str]] = {}
+    if estimate is not None:
+        shown["estimate"] = (low, estimate[2])
+    if price is not None:
+        shown["price"] = price
+    shown.update((name, amount) for name, amount in amounts.items() if amount is not None)
+    currency = _one_currency(site, raw, shown, reader.problems)
+    sold_price = price[0] if price is not None else None
+    life = lot_status(stated, sold_price is not None, price is not None and price[0] is None)
+    if life.problem is not None:
+        reader.problems.append(FieldProblem("price", raw.get("price"), life.problem))
     images = raw.get("images")
     image_urls = list(dict.fromkeys(images)) if isinstance(images, list) else []
 
@@ -758,6 +848,11 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     if reader.problems or title is None or sale_date is None:
         raise LotValidationError(site.name, url, reader.problems)
     conversion = conversion_for(currency, sale_date)
+
+    def amount(name: str) -> Decimal | None:
+        found = amounts[name]
+        return None if found is None else found[0]
+
     try:
         return LotRecord(
             site=site.name,
@@ -770,9 +865,16 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
             currency=currency,
             estimate_low=low,
             estimate_high=high,
-            sold=sold_price is not None,
+            sold=life.sold,
             sold_price=sold_price,
-            current_bid=current_bid,
+            current_bid=amount("current_bid"),
+            status=life.status,
+            start_time=times["start_time"],
+            end_time=times["end_time"],
+            bid_count=bid_count,
+            starting_price=amount("starting_price"),
+            buy_now_price=amount("buy_now_price"),
+            reserve_met=reserve_met,
             sale_date=sale_date,
             image_urls=image_urls,
             raw=dict(raw),

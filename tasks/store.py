@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Date,
+    DateTime,
     Dialect,
     Engine,
     ForeignKeyConstraint,
@@ -140,6 +141,30 @@ class Money(TypeDecorator[Decimal]):
         return None if value is None else Decimal(value)
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment in UTC: ``timestamp with time zone`` on PostgreSQL, naive UTC text on SQLite
+    (which has no zones); read back as an aware UTC datetime on both, so both agree."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        """Refuse a naive time (its moment is unknown); store UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"a time without a zone cannot be stored: {value.isoformat()}")
+        moment = value.astimezone(UTC)
+        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Aware UTC on both backends."""
+        if value is None:
+            return None
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 metadata = MetaData()
 
 houses = Table(
@@ -175,6 +200,21 @@ def _fx_columns() -> list[Column[Any]]:
     ]
 
 
+def _lifecycle_columns() -> list[Column[Any]]:
+    """An online lot's life as a crawl saw it (schema revision 0003; None on house lots and
+    on rows written before it)."""
+    return [
+        Column("status", String(16), comment="upcoming, open, sold, unsold, withdrawn, "
+               "closed-unknown; NULL where the page said not"),
+        Column("start_time", UtcDateTime),
+        Column("end_time", UtcDateTime),
+        Column("bid_count", Integer),
+        Column("starting_price", Money),
+        Column("buy_now_price", Money),
+        Column("reserve_met", Boolean),
+    ]  # fmt: skip
+
+
 lots = Table(
     "lots",
     metadata,
@@ -190,12 +230,13 @@ lots = Table(
     Column("image_urls", Text, nullable=False, comment="JSON list of absolute URLs"),
     Column("first_seen", Date, nullable=False),
     Column("last_seen", Date, nullable=False),
-    Column("sold", Boolean, nullable=False),
+    Column("sold", Boolean, comment="NULL: not known (open, or not shown); revision 0003"),
     Column("sold_price", Money),
     Column("estimate_low", Money),
     Column("estimate_high", Money),
     *_fx_columns(),
     Column("current_bid", Money, comment="an open lot's current bid, in currency"),
+    *_lifecycle_columns(),
     ForeignKeyConstraint(["site", "sale_date"], ["sales.site", "sales.sale_date"]),
 )
 
@@ -213,7 +254,7 @@ observations = Table(
     Column("description", Text),
     Column("sale_date", Date, nullable=False),
     Column("image_urls", Text, nullable=False, comment="JSON list of absolute URLs"),
-    Column("sold", Boolean, nullable=False),
+    Column("sold", Boolean, comment="NULL: not known (open, or not shown); revision 0003"),
     Column("sold_price", Money),
     Column("estimate_low", Money),
     Column("estimate_high", Money),
@@ -221,6 +262,7 @@ observations = Table(
     *_fx_columns(),
     Column("raw", Text, nullable=False, comment="JSON object of the extracted strings"),
     Column("current_bid", Money, comment="an open lot's current bid, in currency"),
+    *_lifecycle_columns(),
     ForeignKeyConstraint(["site", "lot_key"], ["lots.site", "lots.lot_key"]),
 )
 
@@ -575,6 +617,13 @@ def _observed(record: LotRecord) -> dict[str, Any]:
         "sold": record.sold,
         "sold_price": record.sold_price,
         "current_bid": record.current_bid,
+        "status": record.status,
+        "start_time": record.start_time,
+        "end_time": record.end_time,
+        "bid_count": record.bid_count,
+        "starting_price": record.starting_price,
+        "buy_now_price": record.buy_now_price,
+        "reserve_met": record.reserve_met,
         "estimate_low": record.estimate_low,
         "estimate_high": record.estimate_high,
         "currency": record.currency,

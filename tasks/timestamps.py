@@ -7,12 +7,19 @@ count since 1970-01-01 UTC in seconds (LiveAuctioneers) or milliseconds (eBay's
 ``epoch-millis``), since "1773511200000" read in the wrong unit is a date 56 000 years
 away: the reader refuses, naming the text, rather than pick a unit by the number's size. A
 time without a zone is refused too: which day it is depends on the zone.
+
+Pages meant for people write times as localised text ("Mar 19, 2026 14:35:00 PDT", "19 mars
+2026 18:00 CET"): parser ``datetime`` reads those with dateparser in the site's languages,
+and only with a zone. Abbreviations that name several zones (IST is India, Israel or
+Ireland; CST the US or China) are refused with the fix, never resolved to one of them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+from collections.abc import Sequence
 
 # Outside these years a value is a misread, not a lot: the unit or the field is wrong.
 EARLIEST = dt.datetime(1995, 1, 1, tzinfo=dt.UTC)  # eBay's first auction
@@ -25,10 +32,11 @@ _OTHER_UNIT = {"epoch-seconds": "epoch-millis", "epoch-millis": "epoch-seconds"}
 
 def _in_range(moment: dt.datetime, text: str, form: str) -> dt.datetime:
     if not EARLIEST <= moment < LATEST:
-        hint = f"; if the site counts in the other unit, use parser: {_OTHER_UNIT[form]}"
+        other = _OTHER_UNIT.get(form)
+        hint = f"; if the site counts in the other unit, use parser: {other}" if other else ""
         raise ValueError(
             f"{text!r} read as {form} is {moment.isoformat()}, outside "
-            f"{EARLIEST.year}-{LATEST.year - 1}{hint if form in _OTHER_UNIT else ''}"
+            f"{EARLIEST.year}-{LATEST.year - 1}{hint}"
         )
     return moment
 
@@ -75,14 +83,64 @@ def parse_iso_timestamp(text: str) -> dt.datetime:
     return _in_range(moment, text, "timestamp")
 
 
-def parse_time(text: str, form: str) -> dt.datetime:
-    """``text`` read in ``form`` (a site file's time parser) as an aware datetime."""
+# Zone abbreviations in use for more than one offset: reading one would be a guess.
+AMBIGUOUS_ZONES = frozenset({"IST", "CST", "BST", "AST", "ADT", "AMT", "ECT", "GST", "SST"})
+_CLOCK = re.compile(r"[0-9]{1,2}[:h.][0-9]{2}")
+_WORDS = re.compile(r"[A-Za-z]+")
+_TEXT_SETTINGS = {
+    "REQUIRE_PARTS": ["day", "month", "year"],
+    # Never "relative-time" ("in 2 days" depends on when the page is re-read) or "timestamp".
+    "PARSERS": ["custom-formats", "absolute-time"],
+}
+
+
+def parse_text_time(text: str, languages: Sequence[str]) -> dt.datetime:
+    """Localised date-and-time text with its zone ("Mar 19, 2026 14:35:00 PDT") as an aware
+    datetime; ``languages`` are dateparser codes. Refuses text without a clock time or a
+    zone, and zone abbreviations that name several zones (:data:`AMBIGUOUS_ZONES`)."""
+    written = " ".join(text.split())
+    ambiguous = sorted({w.upper() for w in _WORDS.findall(written)} & AMBIGUOUS_ZONES)
+    if ambiguous:
+        raise ValueError(
+            f"{text!r} names its zone as {ambiguous[0]}, which stands for several zones; "
+            "only an unambiguous zone is read (read the page's numeric offset or epoch time "
+            "instead, with parser: timestamp or epoch-seconds)"
+        )
+    if not _CLOCK.search(written):
+        raise ValueError(f"expected a date and a time of day with a zone, got {text!r}")
+    moment = _parse_text_time(written, tuple(languages))
+    if moment is None:
+        raise ValueError(
+            f"cannot read {text!r} as a date and time (languages: {', '.join(languages)})"
+        )
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(
+            f"{text!r} has no time zone, so its day is not known; only times with a zone are read"
+        )
+    return _in_range(moment.astimezone(dt.UTC), text, "datetime")
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text_time(text: str, languages: tuple[str, ...]) -> dt.datetime | None:
+    import dateparser  # lazy: slow to import (see tasks/normalise.py)
+
+    parsed: dt.datetime | None = dateparser.parse(
+        text, languages=list(languages), settings=_TEXT_SETTINGS
+    )
+    return parsed
+
+
+def parse_time(text: str, form: str, languages: Sequence[str] = ("en",)) -> dt.datetime:
+    """``text`` read in ``form`` (a site file's time parser) as an aware datetime; the
+    ``datetime`` form reads text in ``languages``."""
     if form == "timestamp":
         return parse_iso_timestamp(text)
     if form in _UNITS:
         return parse_epoch(text, form)
+    if form == "datetime":
+        return parse_text_time(text, languages)
     raise ValueError(
-        f"unknown time form {form!r}; expected timestamp, epoch-seconds or epoch-millis"
+        f"unknown time form {form!r}; expected timestamp, epoch-seconds, epoch-millis or datetime"
     )
 
 

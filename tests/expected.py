@@ -9,9 +9,10 @@ site file changes one place.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sites.demo.catalogue import HOUSES, MARKETPLACES, Catalogue, DemoConfig
-from sites.demo.marketplaces import MarketCatalogue
+from sites.demo.marketplaces import MarketCatalogue, MarketLot
 from sites.loader import load_sites
 
 
@@ -37,6 +38,29 @@ def market_hits(config: DemoConfig) -> dict[tuple[str, str], list[str]]:
 def all_lots(config: DemoConfig, day: date) -> set[tuple[str, str]]:
     """(site, lot key) of everything a run of every site file on ``day`` stores."""
     return house_lots(config, day) | set(market_hits(config))
+
+
+def lifecycle(lot: MarketLot) -> dict[str, Any]:
+    """The lifecycle columns the site file of ``lot``'s marketplace stores for it: what the
+    lot's demo pages state, and None for what they do not (eBay's listing page states no
+    status; LiveAuctioneers gives no end time, the lots close one after another in the live
+    sale; only eBay offers Buy It Now)."""
+    status = "sold" if lot.sold else "unsold" if lot.closed else "open"
+    common = {"bid_count": lot.bid_count, "start_time": lot.start_time}
+    if lot.marketplace == "ebay":
+        return {
+            **common,
+            "status": None,
+            "sold": None,
+            "end_time": lot.end_time,
+            "starting_price": None,
+            "reserve_met": None,
+            "buy_now_price": lot.buy_now_price,
+        }
+    return {**common, "status": status, "sold": lot.sold if lot.closed else None,
+            "end_time": lot.end_time if lot.marketplace == "catawiki" else None,
+            "starting_price": lot.starting_price, "reserve_met": lot.reserve_price_met,
+            "buy_now_price": None}  # fmt: skip
 
 
 SITES = (*HOUSES, *MARKETPLACES)

@@ -363,7 +363,7 @@ def test_a_price_in_another_currency_than_the_estimate_is_rejected(
     raw = extract_lot(site, render_lot(catalogue.lots(site.name, DAYS[0])[0]), DEMO_URL)
     raw["price"] = "Sold for €2,100"
     url = lot_url(site.name, "hf-20260314-001")
-    with pytest.raises(LotValidationError, match="in the estimate's currency GBP"):
+    with pytest.raises(LotValidationError, match="in the lot's currency GBP"):
         normalise_lot(site, raw, url)
     raw["estimate"] = "Estimate on request"  # no estimate: nothing to disagree with
     record = normalise_lot(site, raw, url)

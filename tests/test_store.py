@@ -7,6 +7,7 @@ Records are built here directly: no network, no Prefect, no Slurm.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from datetime import date
@@ -101,6 +102,7 @@ def record(
         estimate_high=high,
         sold=price is not None,
         sold_price=price,
+        status="sold" if price is not None else "unsold",
         sale_date=sale_date,
         image_urls=[f"https://example.org/img/{lot_number}.jpg"],
         raw={"title": title, "price": sold_price, "images": ["a.jpg"]},
@@ -264,10 +266,15 @@ def test_export_is_deterministic_and_typed(tmp_path: Path, sites: list[SiteDefin
     lots_csv = (tmp_path / "a" / "lots.csv").read_text().splitlines()
     assert lots_csv[0].split(",") == [c.name for c in LOT_COLUMNS]
     assert len(lots_csv) == 7
+    rows = list(csv.DictReader(lots_csv))
     # The day's bag says what that day saw: lot-2 unsold, though a later crawl saw it sold.
     assert lots_csv[2].startswith("harrow-finch,Harrow & Finch,lot-2,2026-03-14,2,")
-    assert ",false,GBP,," in lots_csv[2]
-    assert ",true,GBP,1234567.89,,1000000.00,1500000.00,EUR," in lots_csv[1]
+    assert (rows[1]["status"], rows[1]["sold"], rows[1]["sold_price"]) == ("unsold", "false", "")
+    first = {k: rows[0][k] for k in ("status", "sold", "currency", "sold_price", "current_bid")}
+    assert first == {"status": "sold", "sold": "true", "currency": "GBP",
+                     "sold_price": "1234567.89", "current_bid": ""}  # fmt: skip
+    assert (rows[0]["estimate_low"], rows[0]["estimate_high"]) == ("1000000.00", "1500000.00")
+    assert rows[0]["reference_currency"] == "EUR"
 
     lots = pq.read_table(tmp_path / "a" / "lots.parquet")
     assert lots.schema.names == [c.name for c in LOT_COLUMNS]

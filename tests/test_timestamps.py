@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
 
 import pytest
+from sitefiles import market_site
 
-from sites.loader import SiteDefinition
 from tasks.normalise import LotValidationError, normalise_lot, parse_int
 from tasks.timestamps import parse_epoch, parse_iso_timestamp, parse_time, utc_day
 
@@ -82,30 +81,8 @@ def test_lot_numbers_with_words_before_them_are_read(text: str, number: int) -> 
     assert parse_int(text) == number
 
 
-def _market(fields: dict[str, Any]) -> SiteDefinition:
-    return SiteDefinition.model_validate(
-        {
-            "name": "market",
-            "house": "Market",
-            "base_url": "https://market.example",
-            "currency": "EUR",
-            "date_languages": ["en"],
-            "decimal_separator": ".",
-            "search": {
-                "url": "/s?q={query}&p={page}",
-                "queries": ["mambila"],
-                "results": {"lot_links": {"css": "a::attr(href)"}},
-            },
-            "fields": {
-                "title": {"selector": {"css": "h1"}, "required": True},
-                **fields,
-            },
-        }
-    )
-
-
 def test_an_open_online_lot_has_a_current_bid_no_lot_number_and_its_end_day() -> None:
-    site = _market(
+    site = market_site(
         {
             "sale_date": {"selector": {"css": ".end"}, "parser": "epoch-millis"},
             "current_bid": {"selector": {"css": ".bid"}, "parser": "price"},
@@ -119,11 +96,13 @@ def test_an_open_online_lot_has_a_current_bid_no_lot_number_and_its_end_day() ->
         "EUR",
     )
     assert record.sale_date == dt.date(2026, 3, 14)
-    assert not record.sold and record.sold_price is None
+    # Nothing on the page says how the lot stands: its status and result are unknown, not
+    # "unsold".
+    assert (record.status, record.sold, record.sold_price) == (None, None, None)
 
 
 def test_a_bad_end_time_makes_the_lot_invalid_naming_field_text_and_form() -> None:
-    site = _market({"sale_date": {"selector": {"css": ".end"}, "parser": "epoch-seconds"}})
+    site = market_site({"sale_date": {"selector": {"css": ".end"}, "parser": "epoch-seconds"}})
     with pytest.raises(LotValidationError) as invalid:
         normalise_lot(site, {"title": "T", "sale_date": "1773511200000"}, "https://m.example/1")
     message = str(invalid.value)
@@ -131,7 +110,7 @@ def test_a_bad_end_time_makes_the_lot_invalid_naming_field_text_and_form() -> No
 
 
 def test_a_current_bid_in_another_currency_than_the_estimate_is_refused() -> None:
-    site = _market(
+    site = market_site(
         {
             "sale_date": {"selector": {"css": ".end"}, "parser": "timestamp"},
             "estimate": {"selector": {"css": ".est"}, "parser": "estimate"},
@@ -150,9 +129,9 @@ def test_a_current_bid_in_another_currency_than_the_estimate_is_refused() -> Non
 
 def test_sale_date_from_a_time_needs_a_time_parser_and_lot_number_stays_an_int() -> None:
     with pytest.raises(ValueError, match="parser: date or timestamp or epoch-seconds"):
-        _market({"sale_date": {"selector": {"css": ".end"}, "parser": "price"}})
+        market_site({"sale_date": {"selector": {"css": ".end"}, "parser": "price"}})
     with pytest.raises(ValueError, match="'lot_number' must have parser: int"):
-        _market(
+        market_site(
             {
                 "sale_date": {"selector": {"css": ".end"}, "parser": "timestamp"},
                 "lot_number": {"selector": {"css": ".n"}, "parser": "text"},
