@@ -271,7 +271,7 @@ def test_ebay_description_is_in_a_separate_page_behind_an_iframe(
 def test_ebay_seller_stub(site: DemoSite, client: httpx.Client) -> None:
     lot = site.market_catalogue.lots("ebay")[0]
     page = Selector(text=get(client, f"{site.url}/ebay/usr/{lot.seller.seller_id}").text)
-    assert page.css("#member_info .mem_loc::text").get() == lot.seller.country
+    assert page.css("#member_info .mem_loc::text").get() == lot.seller.location
     assert re.fullmatch(r"\d+\.\d% Positive feedback", page.css("div.perctg::text").get(""))
 
 

@@ -8,7 +8,9 @@ Shaped after what the group's scraper read in 2020-21 (dreamingspires/auction-sc
 a JSON-LD ``Product`` block) and times in a ``dataLayer = [{...}];`` script; prices come from
 the bidding API (``/buyer/api/v2/lots/ID/bidding?currency_code=EUR`` -> ``{"bidding":
 {...}}``) and the bid count from ``/buyer/api/v1/lots/ID/bids`` (``meta.total``). Amounts are
-EUR numbers; the experts' estimate is given in several currencies.
+EUR numbers; the experts' estimate is given in several currencies. The lot page's seller
+sidebar (``LotsFromSellerSidebar``) and the seller page (``/u/ID``, a ``SellerProfile``
+component) hold the same seller object in their ``data-props``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from sites.demo.embed import document, e, iso_z, number, script_json
-from sites.demo.marketplaces import RENAMED_KEYS, MarketCatalogue, MarketLot, slugify
+from sites.demo.marketplaces import RENAMED_KEYS, MarketCatalogue, MarketLot
+from sites.demo.sellers import Seller, seller_path, slugify
 
 _RATES = {"EUR": Decimal(1), "USD": Decimal("1.08"), "GBP": Decimal("0.86")}  # fixed, demo
 _CATEGORY = (339, "African & Tribal art")
@@ -189,25 +192,51 @@ def _ld_blocks(lot: MarketLot) -> str:
     )
 
 
-def _sidebar(catalogue: MarketCatalogue, lot: MarketLot) -> dict[str, Any]:
-    """The "more from this seller" component's props (the seller block the profile reads)."""
-    seller = lot.seller
-    score = 90 + int(seller.seller_id) % 10
+def _seller_json(seller: Seller) -> dict[str, Any]:
+    """The seller object of the seller components (lot sidebar and seller page), one shape."""
+    facts = seller.catawiki
     return {
-        "seller": {
-            "id": int(seller.seller_id),
-            "sellerName": seller.name,
-            "createdAt": "2014-05-02T09:12:00Z",
-            "score": {"score": score, "positiveCount": score * 7, "neutralCount": 3,
-                      "negativeCount": 1},
-            "address": {"city": seller.city, "country": seller.country_code},
+        "id": int(seller.seller_id),
+        "sellerName": seller.name,
+        "url": seller_path("catawiki", seller),
+        "createdAt": iso_z(facts.member_since),
+        "score": {
+            "score": number(facts.score),
+            "positiveCount": facts.positive_count,
+            "neutralCount": facts.neutral_count,
+            "negativeCount": facts.negative_count,
         },
-        "lots": [
-            {"id": int(x.lot_id), "title": x.title, "url": x.path,
-             "thumbImageUrl": image_path(x.image_names[0], "thumb")}
-            for x in catalogue.related(lot)
-        ],
-    }  # fmt: skip
+        "address": {"city": seller.city, "country": seller.country_code},
+        "description": seller.description,
+    }
+
+
+def _lot_cards(lots: list[MarketLot]) -> list[dict[str, Any]]:
+    return [
+        {"id": int(x.lot_id), "title": x.title, "url": x.path,
+         "thumbImageUrl": image_path(x.image_names[0], "thumb")}
+        for x in lots
+    ]  # fmt: skip
+
+
+def _sidebar(catalogue: MarketCatalogue, lot: MarketLot) -> dict[str, Any]:
+    """The "more from this seller" component's props: the seller and related lots."""
+    return {"seller": _seller_json(lot.seller), "lots": _lot_cards(catalogue.related(lot))}
+
+
+def render_seller(catalogue: MarketCatalogue, seller: Seller) -> str:
+    """The seller's page (``/u/ID``): a ``SellerProfile`` component whose ``data-props`` hold
+    the seller (as in the lot sidebar) and its open lots."""
+    lots = [x for x in catalogue.lots("catawiki") if x.seller == seller and not x.closed]
+    props = {"seller": _seller_json(seller), "lots": _lot_cards(lots[:24])}
+    text = json.dumps(props, ensure_ascii=False, separators=(",", ":"))
+    body = (
+        '<div class="seller-profile-page" data-react-component="SellerProfile" '
+        f'data-props="{e(text)}"></div>\n'
+        f'<noscript><h1 class="seller-name">{e(seller.name)}</h1></noscript>\n'
+    )
+    head = f'<link rel="canonical" href="{e(seller_path("catawiki", seller))}">\n'
+    return document(f"{seller.name} - Catawiki", body, head)
 
 
 def render_lot(catalogue: MarketCatalogue, lot: MarketLot, renamed_key: bool = False) -> str:
@@ -230,6 +259,8 @@ def render_lot(catalogue: MarketCatalogue, lot: MarketLot, renamed_key: bool = F
         f'data-props="{e(props)}"></div>\n'
         f'<div class="lot-page-sidebar" data-react-component="LotsFromSellerSidebar" '
         f'data-props="{e(sidebar)}"></div>\n'
-        f'<noscript><h1 class="lot-title">{e(lot.title)}</h1></noscript>\n'
+        f'<noscript><h1 class="lot-title">{e(lot.title)}</h1>'
+        f'<a class="seller-name" href="{e(seller_path("catawiki", lot.seller))}">'
+        f"{e(lot.seller.name)}</a></noscript>\n"
     )
     return document(f"{lot.title} - Catawiki", body, head)

@@ -7,20 +7,25 @@ sponsored results are mixed in, marked by an ``s-item__title--tagblock`` block w
 ``...SPONSORED`` span and "pulsar" tracking; an item page (``/itm/ID`` or ``/itm/SLUG/ID``)
 keeps its fields in ``$rwidgets([...], ...)`` calls inside ``div#JSDF`` scripts (the same key
 may appear in several widgets, ``null`` in one and set in another) and its description in an
-iframe under ``div#desc_div`` whose ``src`` is a separate page. As on eBay, a result page
-past the last one repeats the last one, so a crawl stops on "no new result".
+iframe under ``div#desc_div`` whose ``src`` is a separate page; its seller box links the
+member page ``/usr/NAME`` (name, feedback score, location, member since, percent positive,
+"about" text). As on eBay, a result page past the last one repeats the last one, so a crawl
+stops on "no new result".
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from decimal import Decimal
 from urllib.parse import quote_plus
 
 from sites.demo.embed import document, e, number, script_json
 from sites.demo.marketplaces import RENAMED_KEYS, MarketCatalogue, MarketLot
+from sites.demo.sellers import Seller, seller_path
 
 _SYMBOLS = {"GBP": "£", "USD": "US $", "EUR": "EUR "}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def search_path(query: str, page: int) -> str:
@@ -210,9 +215,8 @@ def render_item(catalogue: MarketCatalogue, lot: MarketLot, renamed_key: bool = 
         f'</span> <a id="vi-VR-bid-lnk"><span id="qty-test">{lot.bid_count}</span> '
         f"<span>{'bid' if lot.bid_count == 1 else 'bids'}</span></a></div>\n"
         '<div class="iti-eu-bld-gry"><span itemprop="availableAtOrFrom">'
-        f"{e(lot.seller.city)}, {e(lot.seller.country)}</span></div>\n"
-        f'<div class="mbg"><a href="/ebay/usr/{e(lot.seller.seller_id)}">'
-        f'<span class="mbg-nw">{e(lot.seller.seller_id)}</span></a></div>\n</div>\n'
+        f"{e(lot.seller.location)}</span></div>\n"
+        f"{_seller_box(lot.seller)}</div>\n"
         '<div id="desc_div"><iframe id="desc_ifr" title="Seller\'s description of item" '
         f'src="{e(description_path(lot))}" width="100%" height="400" frameborder="0">'
         "</iframe></div>\n"
@@ -233,18 +237,51 @@ def render_description(lot: MarketLot) -> str:
     return document("eBay", body)
 
 
+def member_since(day: date) -> str:
+    """A date as eBay's member pages print it, in English whatever the locale: ``Jun 02, 2004``."""
+    return f"{_MONTHS[day.month - 1]} {day.day:02d}, {day.year}"
+
+
+def _feedback_score(seller: Seller) -> str:
+    """The feedback score after a member's name, linked as on eBay: ``(<a>4812</a>)``."""
+    score = seller.ebay.feedback_score
+    return (
+        f'<span class="mbg-l"> (<a href="{e(seller_path("ebay", seller))}" '
+        f'title="feedback score: {score}">{score}</a>)</span>'
+    )
+
+
+def _seller_box(seller: Seller) -> str:
+    """The item page's seller information: name, feedback score, percent positive."""
+    return (
+        f'<div class="si-content"><div class="mbg vi-VR-margBtm3">'
+        f'<a href="{e(seller_path("ebay", seller))}" aria-label="Member id {e(seller.seller_id)}">'
+        f'<span class="mbg-nw">{e(seller.seller_id)}</span></a>{_feedback_score(seller)}</div>'
+        f'<div id="si-fb">{seller.ebay.positive_percent}%\u00a0Positive feedback</div></div>\n'
+    )
+
+
 def render_seller(catalogue: MarketCatalogue, name: str) -> str | None:
-    """A seller's profile page (``/usr/NAME``), or None for an unknown member."""
-    sellers = {lot.seller.seller_id: lot.seller for lot in catalogue.lots("ebay")}
-    seller = sellers.get(name)
+    """A member's profile page (``/usr/NAME``), or None for a name with no lot on the demo.
+
+    As eBay's member page of 2020-21: the name and feedback score in ``div.mbg``, location and
+    "Member since" in ``div#member_info``, ``div.perctg`` with the percent positive, and the
+    seller's own words in ``h2.bio``.
+    """
+    seller = catalogue.seller("ebay", name)
     if seller is None:
         return None
-    rating = 97 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 30 / 10
+    facts = seller.ebay
     body = (
-        f'<h2 class="bio inline_value">{e(seller.name)}: African tribal art, sold with '
-        "provenance.</h2>\n"
-        f'<div id="member_info"><span class="mem_loc">{e(seller.country)}</span> '
-        '<span><span>Member since: </span><span class="info">Mar 12, 2009</span></span></div>\n'
-        f'<div class="perctg">{rating:.1f}% Positive feedback</div>\n'
+        '<div id="user_info" class="user_info"><div class="mbg">'
+        f'<a class="mbg-id" href="{e(seller_path("ebay", seller))}" title="{e(seller.name)}">'
+        f"{e(seller.name)}</a>{_feedback_score(seller)}</div>\n"
+        f'<div id="member_info" class="member_info"><span class="mem_loc">{e(seller.location)}'
+        '</span> <span><span>Member since: </span><span class="info">'
+        f"{member_since(facts.member_since)}</span></span></div></div>\n"
+        '<div id="feedback_ratings" class="fdbk_ratings">'
+        f'<div class="perctg">{facts.positive_percent}% Positive feedback</div></div>\n'
+        f'<div class="bio_section"><h2 class="bio inline_value">{e(seller.description)}</h2>'
+        "</div>\n"
     )
-    return document(f"{seller.name} | eBay", body)
+    return document(f"{seller.name} on eBay", body)

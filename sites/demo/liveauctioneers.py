@@ -7,9 +7,11 @@ JSON: the site writes ``undefined`` for unset values (the old scraper replaced t
 ``json.loads``), and writes ``/`` and ``<`` as ``\\u002F`` and ``\\u003C``. A search page
 (``/search/?keyword=Q&page=N``) holds ``search.itemIds`` with each result's ``item.byId``
 entry; an item page (``/item/ID_slug``) holds ``item``, ``itemDetail``, ``biddingInfo``,
-``catalog`` and ``seller`` objects, each under ``byId`` keyed by id as a string. Amounts are
-USD numbers; images are thumbnail ``<img>``s whose class starts
-``Thumbnail__StyledThumbnailImage``. Past the last page ``itemIds`` is empty.
+``catalog`` and ``seller`` objects, each under ``byId`` keyed by id as a string, and its
+header links the auctioneer page (``/auctioneer/ID/slug``), whose state holds
+``sellerDetail``, ``sellerRatings`` and ``sellerFollowerCount``. Amounts are USD numbers;
+images are thumbnail ``<img>``s whose class starts ``Thumbnail__StyledThumbnailImage``. Past
+the last page ``itemIds`` is empty.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from urllib.parse import quote_plus
 
 from sites.demo.embed import document, e, iso_z, number, script_json
 from sites.demo.marketplaces import RENAMED_KEYS, MarketCatalogue, MarketLot, sale_start
+from sites.demo.sellers import Seller, seller_path
 
 UNDEFINED = "\x00undefined"
 """Stands for JavaScript's ``undefined`` in the state; rendered without quotes."""
 
+MARKET = "liveauctioneers"
 _THUMB = "Thumbnail__StyledThumbnailImage-sc-1ymssrh-0 kXWTjd"
 
 
@@ -89,12 +93,16 @@ def _catalog(lot: MarketLot) -> dict[str, Any]:
     }
 
 
-def _seller(lot: MarketLot) -> dict[str, Any]:
-    seller = lot.seller
+def _street(seller: Seller) -> str:
+    return f"{10 + int(seller.seller_id) % 80} Market Street"
+
+
+def _seller(seller: Seller) -> dict[str, Any]:
+    """The ``seller.byId`` entry of a lot page: the house as the lot's header shows it."""
     return {
         "sellerId": int(seller.seller_id),
         "name": seller.name,
-        "address": f"{10 + int(seller.seller_id) % 80} Market Street",
+        "address": _street(seller),
         "address2": "",
         "city": seller.city,
         "country": seller.country,
@@ -109,7 +117,7 @@ def _state(lots: list[MarketLot], renamed: bool, detail: bool) -> dict[str, Any]
         "item": {"byId": {lot.lot_id: _item(lot, renamed) for lot in lots}},
         "biddingInfo": {"byId": {lot.lot_id: _bidding(lot) for lot in lots}},
         "catalog": {"byId": {lot.sale_id: _catalog(lot) for lot in lots}},
-        "seller": {"byId": {lot.seller.seller_id: _seller(lot) for lot in lots}},
+        "seller": {"byId": {lot.seller.seller_id: _seller(lot.seller) for lot in lots}},
     }
     if detail:
         state["itemDetail"] = {
@@ -123,6 +131,18 @@ def _state(lots: list[MarketLot], renamed: bool, detail: bool) -> dict[str, Any]
             }
         }
     return state
+
+
+def _auctioneer_info(seller: Seller) -> str:
+    """The lot header's auctioneer block: the house's name linking its page, and its town."""
+    href = e(seller_path(MARKET, seller))
+    return (
+        '<div class="AuctioneerInfo__StyledAuctioneerInfo-sc-1ouz4t9-0 auctioneerInfo">'
+        f'<a class="AuctioneerInfo__StyledLink-sc-1ouz4t9-1" href="{href}">'
+        f'<h3 class="AuctioneerInfo__sellerName-sc-1ouz4t9-2 sellerName">{e(seller.name)}</h3></a>'
+        f'<div class="Address__StyledAddress-sc-z6rjg0-0 address">{e(seller.location)}</div>'
+        "</div>\n"
+    )
 
 
 def _thumbnail(lot: MarketLot, name: str) -> str:
@@ -183,6 +203,7 @@ def render_item(catalogue: MarketCatalogue, lot: MarketLot, renamed_key: bool = 
     body = (
         '<div id="root"><div class="ItemPage__StyledItemPage-sc-7d3y0z-0">\n'
         f'<h1 class="LotTitle__StyledTitle-sc-10cnu4h-0">{e(lot.title)}</h1>\n'
+        f"{_auctioneer_info(lot.seller)}"
         f'<div class="Thumbnails__StyledThumbnails-sc-1ntlhx5-0">{_thumbnails(lot)}</div>\n'
         f'<section class="SimilarItems__StyledSection-sc-1x2y3z-0">\n{cards}</section>\n'
         "</div></div>\n"
@@ -190,3 +211,65 @@ def render_item(catalogue: MarketCatalogue, lot: MarketLot, renamed_key: bool = 
     )
     head = f'<link rel="canonical" href="{e(lot.path)}">\n'
     return document(f"{lot.title} | LiveAuctioneers", body, head)
+
+
+def _auctioneer_state(seller: Seller) -> dict[str, Any]:
+    """The auctioneer page's state: ``sellerDetail``, ``sellerRatings``, ``sellerFollowerCount``."""
+    facts = seller.liveauctioneers
+    key, seller_id = seller.seller_id, int(seller.seller_id)
+    detail = {
+        **_seller(seller),
+        "countryCode": seller.country_code,
+        "description": seller.description,
+        "slug": seller.slug,
+        "websiteUrl": UNDEFINED,
+    }
+    ratings = {
+        "sellerId": seller_id,
+        "overall": number(facts.rating),
+        "totalRatings": facts.ratings_count,
+        "starCounts": {str(n): c for n, c in zip((5, 4, 3, 2, 1), facts.star_counts, strict=True)},
+        "reviews": UNDEFINED,  # loaded by the page's script, as on the site
+    }
+    return {
+        "sellerDetail": {"byId": {key: detail}},
+        "sellerRatings": {"byId": {key: ratings}},
+        "sellerFollowerCount": {"byId": {key: facts.followers}},
+    }
+
+
+def render_auctioneer(catalogue: MarketCatalogue, seller: Seller) -> str:
+    """The auctioneer page of ``seller`` (``/auctioneer/ID/slug``): header, ratings, about text.
+
+    The state holds the facts (``window.__data``); the server-rendered HTML repeats them as
+    the 2021 scraper read them: ``titleName``, ``Address__StyledAddress``, "N Followers", a
+    ``ratingsCounter`` with each star count in a ``blue`` span, ``seller-about-text``.
+    """
+    facts = seller.liveauctioneers
+    counts = "".join(
+        f'<div class="RatingsCounter__StyledRow-sc-1y5x8kr-1"><span>{n} Star{"s" * (n > 1)}</span> '
+        f'<span class="RatingsCounter__blue-sc-1y5x8kr-2 blue">({count})</span></div>'
+        for n, count in zip((5, 4, 3, 2, 1), facts.star_counts, strict=True)
+    )
+    lots = [lot for lot in catalogue.lots(MARKET) if lot.seller == seller]
+    cards = "".join(
+        f'<a class="item-title" href="{e(lot.path)}">{e(lot.title)}</a>\n' for lot in lots[:12]
+    )
+    body = (
+        '<div id="root"><div class="SellerPage__StyledSellerPage-sc-1mh2ahb-0">\n'
+        '<div class="SellerHeader__StyledSellerHeader-sc-16xgxpo-0"><h1>'
+        f'<span class="SellerHeader__titleName-sc-16xgxpo-1 titleName">{e(seller.name)}</span>'
+        f'</h1><div class="Address__StyledAddress-sc-z6rjg0-0">{e(seller.location)}</div>'
+        f'<div class="SellerHeader__followers-sc-16xgxpo-2 followers">{facts.followers:,} '
+        "Followers</div></div>\n"
+        '<div class="RatingsCounter__StyledRatingsCounter-sc-1y5x8kr-0 ratingsCounter">'
+        f'<span class="RatingsCounter__overall-sc-1y5x8kr-3">{facts.rating}</span> '
+        f"<span>{facts.ratings_count:,} Ratings</span>{counts}</div>\n"
+        '<div class="SellerAbout__StyledAbout-sc-7bb4d6-0 seller-about-text">'
+        f"{e(seller.description)}</div>\n"
+        f'<section class="SellerItems__StyledSection-sc-4a9b1c-0">\n{cards}</section>\n'
+        "</div></div>\n"
+        f'<script data-reactroot="">{state_literal(_auctioneer_state(seller))}</script>\n'
+    )
+    head = f'<link rel="canonical" href="{e(seller_path(MARKET, seller))}">\n'
+    return document(f"{seller.name} | LiveAuctioneers", body, head)

@@ -6,15 +6,17 @@ file written for the demo differs from one for the live platform only in its bas
 the reply depends on the configuration and the request target alone.
 
 - eBay: ``/sch/i.html?_nkw=Q&_pgn=N``, ``/itm/ID`` and ``/itm/SLUG/ID`` (any slug, as on eBay),
-  ``/ws/eBayISAPI.dll?ViewItemDescV4&item=ID`` (the description iframe), ``/usr/NAME``,
-  ``/images/g/TOKEN/s-lSIZE.png``.
-- LiveAuctioneers: ``/search/?keyword=Q&page=N``, ``/item/ID_slug``, ``/images/NAME``.
+  ``/ws/eBayISAPI.dll?ViewItemDescV4&item=ID`` (the description iframe), ``/usr/NAME`` (the
+  member page), ``/images/g/TOKEN/s-lSIZE.png``.
+- LiveAuctioneers: ``/search/?keyword=Q&page=N``, ``/item/ID_slug``,
+  ``/auctioneer/ID/slug`` (the seller's page), ``/images/NAME``.
 - Catawiki: ``/buyer/api/v1/search?q=Q&page=N``, ``/l/ID-slug``,
   ``/buyer/api/v2/lots/ID/bidding?currency_code=EUR``, ``/buyer/api/v1/lots/ID/bids``,
-  ``/images/SIZE/NAME``.
+  ``/u/ID`` (the seller's page), ``/images/SIZE/NAME``.
 
-A LiveAuctioneers or Catawiki lot asked for under another slug (an old one, or none) answers
-301 to its canonical URL, as those platforms do.
+A LiveAuctioneers or Catawiki lot, or a LiveAuctioneers auctioneer, asked for under another
+slug (an old one, or none) answers 301 to its canonical URL, as those platforms do. Seller
+pages exist for the sellers with lots (``MarketCatalogue.sellers``); other ids are 404.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from sites.demo import catawiki, ebay, liveauctioneers
 from sites.demo.catalogue import MARKETPLACES, Catalogue
 from sites.demo.marketplaces import MarketCatalogue, MarketLot, market_catalogue
+from sites.demo.sellers import seller_path
 
 MARKET_SEARCHES: tuple[str, ...] = (
     ebay.search_path("mambila", 1),
@@ -148,6 +151,13 @@ def _liveauctioneers(
             if ref != f"{lot.lot_id}_{lot.slug}":
                 return _moved(lot.path)
             return _html(liveauctioneers.render_item(market, lot, renamed))
+        case ["auctioneer", seller_id, *slug] if len(slug) <= 1:
+            seller = market.seller("liveauctioneers", seller_id)
+            if seller is None:
+                return None
+            if slug != [seller.slug]:
+                return _moved(seller_path("liveauctioneers", seller))
+            return _html(liveauctioneers.render_auctioneer(market, seller))
         case ["images", name]:
             return _png(catalogue, market.lot_for_image("liveauctioneers", name), name)
     return None
@@ -190,6 +200,9 @@ def _catawiki(
             if ref != f"{lot.lot_id}-{lot.slug}":
                 return _moved(lot.path)
             return _html(catawiki.render_lot(market, lot, renamed))
+        case ["u", seller_id]:
+            seller = market.seller("catawiki", seller_id)
+            return None if seller is None else _html(catawiki.render_seller(market, seller))
         case ["images", "thumb" | "large" as size, name]:
             return _png(catalogue, market.lot_for_image("catawiki", name), f"{size}/{name}")
     return None

@@ -15,12 +15,12 @@ import hashlib
 import math
 import random
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sites.demo.catalogue import MARKETPLACES, DemoConfig
+from sites.demo.sellers import SELLERS, Seller, seller_order, slugify
 
 QUERIES: tuple[str, ...] = ("mambila", "mambilla", "chamba")
 """The queries the demo site files search for; each has at least two result pages by default."""
@@ -45,20 +45,6 @@ _ID_RANGES = {  # disjoint lengths, so a bare id names its marketplace
     "catawiki": (40_000_000, 60_000_000),
 }
 _BASE_TIME = datetime(2026, 3, 14, 18, 0, tzinfo=UTC)  # all lots' times lie around it
-
-
-@dataclass(frozen=True)
-class Seller:
-    """A marketplace seller: an eBay member, a LiveAuctioneers house or a Catawiki seller."""
-
-    seller_id: str  # eBay: the user name; elsewhere a number
-    name: str
-    city: str
-    country: str  # English country name
-    country_code: str
-    currency: str  # what this seller lists in (eBay); the platform's currency elsewhere
-    locale: str  # eBay only: the listing site's locale and domain
-    domain: str
 
 
 @dataclass(frozen=True)
@@ -162,29 +148,6 @@ _COUNTRY_CODES = {
     "Mali": "ML", "Ghana": "GH", "South Africa": "ZA", "Tanzania": "TZ",
 }  # fmt: skip
 
-_SELLERS: dict[str, tuple[Seller, ...]] = {
-    "ebay": (
-        Seller("tribalarts-london", "tribalarts-london", "London", "United Kingdom", "GB",
-               "GBP", "en_GB", "ebay.co.uk"),
-        Seller("galerie.kanaga", "galerie.kanaga", "Bruxelles", "Belgium", "BE", "EUR",
-               "fr_BE", "befr.ebay.be"),
-        Seller("afrikahaus_berlin", "afrikahaus_berlin", "Berlin", "Germany", "DE", "EUR",
-               "de_DE", "ebay.de"),
-        Seller("sahel_trading_co", "sahel_trading_co", "Santa Fe, New Mexico", "United States",
-               "US", "USD", "en_US", "ebay.com"),
-    ),
-    "liveauctioneers": (
-        Seller("7421", "Kessler & Vane Auctioneers", "New York", "United States", "US", "USD",
-               "", ""),
-        Seller("3310", "Old Ferry Auction House", "Nyack", "United States", "US", "USD", "", ""),
-        Seller("9087", "Maison Duvernay", "Paris", "France", "FR", "USD", "", ""),
-    ),
-    "catawiki": (
-        Seller("1184305", "Galerie Ubuntu", "Antwerpen", "Belgium", "BE", "EUR", "", ""),
-        Seller("2250761", "Tribal Heritage NL", "Amsterdam", "Netherlands", "NL", "EUR", "", ""),
-        Seller("903117", "Afrika Sammlung Köln", "Köln", "Germany", "DE", "EUR", "", ""),
-    ),
-}  # fmt: skip
 
 # How many lots of each kind a marketplace has: (kind, low, high). "both" lots carry one
 # spelling in the title and the other in the description; "promoted" ones are eBay's
@@ -208,13 +171,6 @@ def matches(lot: MarketLot, query: str) -> bool:
     """Whether every word of ``query`` is a word of the lot's title, subtitle or description."""
     wanted = words(query)
     return bool(wanted) and wanted <= words(lot.search_text)
-
-
-def slugify(text: str, keep_case: bool = False) -> str:
-    """A URL slug of ``text``: ASCII letters and digits joined by hyphens (eBay keeps case)."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_text).strip("-")
-    return slug if keep_case else slug.lower()
 
 
 class MarketCatalogue:
@@ -255,6 +211,19 @@ class MarketCatalogue:
     def lot_for_image(self, marketplace: str, name: str) -> MarketLot | None:
         """The lot on ``marketplace`` that shows the image called ``name``, or None."""
         return self._images.get((marketplace, name))
+
+    def sellers(self, marketplace: str) -> list[Seller]:
+        """The sellers with at least one lot on ``marketplace``, in id order (numbers as numbers).
+
+        eBay's promoted lots count: their pages link their sellers' profiles like any other.
+        A seller of the platform without lots has no profile page (it answers 404).
+        """
+        found = {lot.seller.seller_id: lot.seller for lot in self.lots(marketplace)}
+        return sorted(found.values(), key=seller_order)
+
+    def seller(self, marketplace: str, seller_id: str) -> Seller | None:
+        """The seller with this id (eBay: user name) among ``sellers(marketplace)``, or None."""
+        return next((s for s in self.sellers(marketplace) if s.seller_id == seller_id), None)
 
     def search(self, marketplace: str, query: str) -> list[MarketLot]:
         """The organic results of ``query`` in the platform's "best match" order (seeded)."""
@@ -387,7 +356,7 @@ def _draw_lot(config: DemoConfig, marketplace: str, kind: str, lot_id: str, numb
         f"{obj[0].upper()}{obj[1:]}, {culture} people, {country}, in {material}.{also} "
         f"{condition} Height {height} cm. Provenance: {rng.choice(_PROVENANCES)}."
     )
-    seller = rng.choice(_SELLERS[marketplace])
+    seller = rng.choice(SELLERS[marketplace])
     start_price, price, bids = _amounts(marketplace, rng)
     closed = marketplace == "catawiki" and rng.random() < 0.3  # eBay, LiveAuctioneers: open
     days = -rng.randint(1, 5) if closed else rng.randint(1, 6)  # so all have started
