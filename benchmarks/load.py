@@ -23,7 +23,8 @@ from sites.demo.pages import render_lot
 from sites.loader import load_sites
 from tasks.extract import extract_lot
 from tasks.normalise import LotRecord, normalise_lot
-from tasks.store import load_day, observation_row, observations, transaction
+from tasks.schema import observations
+from tasks.store import load_day, observation_row, transaction
 
 DAY = date(2026, 3, 14)
 TARGET = 0.7

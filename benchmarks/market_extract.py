@@ -32,8 +32,7 @@ from sites.demo.catalogue import MARKETPLACES, Catalogue, DemoConfig
 from sites.demo.market_routes import route_marketplace
 from sites.demo.marketplaces import market_catalogue
 from sites.loader import SiteDefinition, load_sites
-from tasks.chains import JSONLD_SCRIPTS, Page
-from tasks.crawl import decode_html
+from tasks.chains import JSONLD_SCRIPTS, Page, decode_html
 from tasks.extract import extract_lot, follow_up_urls
 from tasks.normalise import LotValidationError, normalise_lot
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sites.loader import FieldRule, SiteDefinition, load_site_file
+from sites.fields import FieldRule
+from sites.loader import SiteDefinition, load_site_file
 from sites.selectors import Selector
 from tasks.chains import Page, StepResult, evaluate
 from tasks.extract import (
@@ -137,7 +138,7 @@ def _fetch(
 ) -> tuple[Page, str, str]:
     """``url`` fetched as a page of ``kind`` (as the crawl fetches it): the page, its final
     URL (after redirects) and a line saying what answered."""
-    from tasks.crawl import page_of
+    from tasks.chains import page_of
 
     fetched = fetcher.get(url, kind=kind, expect=site.accepts(kind))
     page = page_of(fetched.body, fetched.content_type)

@@ -13,14 +13,13 @@ import os
 import string
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, cast
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -28,6 +27,12 @@ from pydantic import (
 
 from infra.envrefs import UnsetVariable, expand_env_refs
 from infra.yamlfiles import ConfigFileError, load_config_file
+from sites.fields import (
+    TIME_PARSERS,
+    DecimalSeparator,
+    FieldParser,
+    FieldRule,
+)
 from sites.followups import FollowUp
 from sites.search import Search
 from sites.sections import (
@@ -38,6 +43,7 @@ from sites.sections import (
     check_content_types,
 )
 from sites.selectors import Selector
+from sites.sellers import SellerProfile
 
 SITES_DIR = Path(__file__).resolve().parent
 
@@ -49,85 +55,6 @@ def sites_dir() -> Path:
 
 class SiteDefinitionError(ValueError):
     """A site definition is missing, unreadable or invalid; the message names file and field."""
-
-
-# "timestamp" is ISO 8601 with its zone ("2026-03-14T18:00:00Z"), "epoch-seconds" and
-# "epoch-millis" a count since 1970-01-01 UTC: the forms marketplaces write times in;
-# "datetime" localised text with a zone ("Mar 19, 2026 14:35:00 PDT"). "status" maps the
-# page's words for a lot's state through the rule's ``statuses``; "boolean" reads true/false.
-FieldParser = Literal[
-    "text", "price", "estimate", "date", "int", "timestamp", "epoch-seconds", "epoch-millis",
-    "datetime", "status", "boolean",
-]  # fmt: skip
-TIME_PARSERS: tuple[FieldParser, ...] = ("timestamp", "epoch-seconds", "epoch-millis", "datetime")
-
-# Where a lot is in its life. "closed-unknown": its end has passed and no page said how it
-# ended (see tasks/normalise.py: a status is only ever read from the page, never inferred).
-LotStatus = Literal["upcoming", "open", "sold", "unsold", "withdrawn", "closed-unknown"]
-LOT_STATUSES: tuple[LotStatus, ...] = (
-    "upcoming", "open", "sold", "unsold", "withdrawn", "closed-unknown",
-)  # fmt: skip
-
-
-def status_key(text: str) -> str:
-    """How a status text is looked up in ``statuses``: case-folded, spaces collapsed."""
-    return " ".join(text.split()).casefold()
-
-
-# The character a house writes between whole units and their fraction ("1,200.50" or
-# "1.200,50"); the other of the two then only groups thousands. See tasks/normalise.py.
-DecimalSeparator = Literal[".", ","]
-
-
-class FieldRule(BaseModel):
-    """How to extract one field of a lot page, and how to parse what was extracted."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    selector: Selector
-    parser: FieldParser = "text"
-    # StrictBool: only YAML's true/false; "yes" in quotes or 1 is a typo, not a boolean.
-    many: StrictBool = Field(
-        False, description="collect every match (e.g. image URLs), not the first"
-    )
-    required: StrictBool = False
-    min_fill_rate: Annotated[
-        float, Field(ge=0, le=1, description="required fields: share of lot pages to fill")
-    ] = 0.9
-    # ``from:`` in site files (a Python keyword): a follow-up resource to read instead of the
-    # lot page, e.g. the bidding API's JSON.
-    from_: str | None = Field(
-        None,
-        alias="from",
-        description="the follow: resource this rule reads (default: the lot page)",
-    )
-    statuses: dict[str, LotStatus] | None = Field(
-        None,
-        description="parser: status only: each text the page writes for a lot's state "
-        "(matched whole, case-insensitively) and the status it means",
-    )
-
-    @model_validator(mode="after")
-    def _statuses_with_status_parser(self) -> FieldRule:
-        if (self.parser == "status") != (self.statuses is not None):
-            raise ValueError(
-                "parser: status needs 'statuses', a mapping from each text the page writes "
-                f"to one of {', '.join(LOT_STATUSES)}; other parsers take no 'statuses'"
-            )
-        seen: dict[str, str] = {}
-        for text in self.statuses or {}:
-            key = status_key(text)
-            if not key:
-                raise ValueError("statuses has an empty text; name the words the page writes")
-            if key in seen:
-                raise ValueError(f"statuses names {seen[key]!r} and {text!r}, which read alike")
-            seen[key] = text
-        return self
-
-    def status_for(self, text: str) -> LotStatus | None:
-        """The status ``text`` means by this rule's ``statuses``, or None if it is not listed."""
-        table = {status_key(k): v for k, v in (self.statuses or {}).items()}
-        return table.get(status_key(text))
 
 
 class Listing(BaseModel):
@@ -211,6 +138,8 @@ RECORD_FIELDS: dict[str, tuple[tuple[FieldParser, ...], bool]] = {
     "starting_price": (("price",), False),
     "buy_now_price": (("price",), False),
     "reserve_met": (("boolean",), False),
+    # Who sells the lot (the seller: section says where the seller's profile is):
+    "seller_id": (("text",), False),
 }
 
 
@@ -254,6 +183,9 @@ class SiteDefinition(BaseModel):
         description="where the platform's lot id is (default: the URL's last segment and "
         "query); the database keys lots by it, so a renamed slug is the same lot",
     )
+    seller: SellerProfile | None = Field(
+        None, description="where a lot's seller's profile page is, and how it is read"
+    )
     follow: dict[str, FollowUp] = Field(
         default_factory=dict,
         description="further resources fetched for each lot (a description iframe, a bidding "
@@ -284,6 +216,22 @@ class SiteDefinition(BaseModel):
                     f"fields.{field_name}.from: {rule.from_!r} names no follow-up; define it "
                     f"under follow: (known: {', '.join(self.follow) or 'none'})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _seller_from_the_lot_page(self) -> SiteDefinition:
+        if self.seller is None:
+            return self
+        rule = self.fields.get("seller_id")
+        if rule is None:
+            raise ValueError(
+                "seller: needs a fields.seller_id rule, where each lot page names its seller"
+            )
+        if rule.from_ is not None:
+            raise ValueError(
+                "fields.seller_id: the crawl reads the seller from the lot page itself, so the "
+                "rule cannot use from: (a follow-up is fetched after the lot page)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ DEFAULT_CONTENT_TYPES: dict[str, tuple[str, ...]] = {
     "listing": ("text/html",),
     "search": ("text/html",),
     "lot": ("text/html",),
+    "seller": ("text/html",),
     "image": ("image/",),
 }
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/([a-z0-9][a-z0-9!#$&^_.+-]*)?$")

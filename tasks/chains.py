@@ -282,3 +282,26 @@ def evaluate(
 
 
 _JSONLD = Selector(css=JSONLD_SCRIPTS)
+
+
+def decode_html(body: bytes, content_type: str) -> str:
+    """The page's text, decoded with the charset its Content-Type names (UTF-8 otherwise).
+
+    Used both when crawling and when processing stored pages, so both read the same text.
+    """
+    charset = "utf-8"
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            charset = value.strip('"')
+    try:
+        return body.decode(charset, errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")
+
+
+def page_of(body: bytes, content_type: str) -> Page:
+    """A response as the selector chains read it: its text, and HTML or JSON by its type.
+
+    The crawl and the processing of stored pages both read pages through this."""
+    return Page.from_text(decode_html(body, content_type), content_type)

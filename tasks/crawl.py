@@ -1,5 +1,6 @@
 """One crawl of one site: find its lots (dated listing, keyword searches, or both) and fetch
-each lot page once, with its follow-up resources and images, through the site's polite fetcher.
+each lot page once, with its follow-up resources and images, and each lot's seller's profile
+once per crawl, through the site's polite fetcher.
 
 Finding and fetching share one pool of ``concurrency`` connections and the fetcher's rate
 limit: a result page's lots are fetched while the next result page is still coming, so the
@@ -11,44 +12,23 @@ the whole crawl) raises SiteScrapeError.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
 from sites.loader import SiteDefinition
-from tasks.chains import Page
+from tasks.chains import Page, page_of
 from tasks.extract import extract_listing, extract_lot, extract_results, follow_up_urls
 from tasks.politeness import CrawlAborted, Fetched, FetchError, PoliteFetcher
 from tasks.search import SearchMerge, lot_identity
+from tasks.sellers import seller_url
 from tasks.storage import DataRoot, store_content_addressed
 
 
 class SiteScrapeError(RuntimeError):
     """The site could not be scraped well enough to be trusted; the message says why."""
-
-
-def decode_html(body: bytes, content_type: str) -> str:
-    """The page's text, decoded with the charset its Content-Type names (UTF-8 otherwise).
-
-    Used both when crawling and when processing stored pages, so both read the same text.
-    """
-    charset = "utf-8"
-    for part in content_type.split(";")[1:]:
-        key, _, value = part.strip().partition("=")
-        if key.lower() == "charset" and value:
-            charset = value.strip('"')
-    try:
-        return body.decode(charset, errors="replace")
-    except LookupError:
-        return body.decode("utf-8", errors="replace")
-
-
-def page_of(body: bytes, content_type: str) -> Page:
-    """A response as the selector chains read it: its text, and HTML or JSON by its type.
-
-    The crawl and the processing of stored pages both read pages through this."""
-    return Page.from_text(decode_html(body, content_type), content_type)
 
 
 def _page(fetched: Fetched) -> Page:
@@ -65,6 +45,7 @@ class LotFetch:
     images: list[dict[str, str]] = field(default_factory=list)
     new_images: int = 0
     url: str = ""
+    seller_pages: int = 0
 
 
 @dataclass
@@ -82,6 +63,8 @@ class Crawl:
     search_pages: int = 0
     warnings: list[str] = field(default_factory=list)
     _known: set[str] = field(default_factory=set)
+    _sellers: set[str] = field(default_factory=set)  # profile URLs claimed by a lot's fetch
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _get(self, url: str, kind: str) -> Fetched:
         """A listing or search page, in the shared pool; its failure fails the site."""
@@ -162,6 +145,14 @@ class Crawl:
         for future in self.pending:
             future.cancel()
 
+    def _first_of_seller(self, profile_url: str) -> bool:
+        """Whether this lot's fetch is the crawl's first to reach the seller at
+        ``profile_url`` (lot fetches run in several threads)."""
+        with self._lock:
+            first = profile_url not in self._sellers
+            self._sellers.add(profile_url)
+            return first
+
     def _fetch_lot(self, lot_url: str) -> LotFetch:
         """One lot page, its follow-ups and its images; failures are reported, not raised."""
         site, fetcher, root = self.site, self.fetcher, self.root
@@ -177,6 +168,15 @@ class Crawl:
         for name, url in follow_up_urls(site, page, fetched.url, raw).items():
             try:  # into the WARC beside the lot page; its fields stay missing if it fails
                 fetcher.get(url, kind=name, expect=site.accepts(name))
+            except CrawlAborted:
+                raise
+            except FetchError as exc:
+                result.failures.append(str(exc))
+        profile = seller_url(site, page, fetched.url, raw)
+        if profile is not None and self._first_of_seller(profile):
+            try:  # once per crawl, however many lots it sells; a failure loses the profile only
+                fetcher.get(profile, kind="seller", expect=site.accepts("seller"))
+                result.seller_pages += 1
             except CrawlAborted:
                 raise
             except FetchError as exc:

@@ -3,7 +3,8 @@
 ``lots`` holds each lot observed on the day with what that day's crawl saw of it (sold, prices,
 estimates, converted amounts), so a day's bag reads the same when it is rebuilt after later
 days changed the lots' latest state; ``observations`` holds the day's observations as stored;
-``search_hits`` which search query found which lot that day.
+``search_hits`` which search query found which lot that day; ``sellers`` the profiles of the
+lots' sellers read that day.
 
 The files are deterministic, so rebuilding a bag from the same data gives byte-identical files
 and an unchanged manifest: rows in a fixed order that ends with the primary key, columns in the
@@ -28,7 +29,8 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Table, func, select
 
 from infra.atomic import write_atomic
-from tasks.store import lots, observations, search_hits, transaction
+from tasks.schema import lots, observations, search_hits, seller_observations, sellers
+from tasks.store import transaction
 
 Kind = Literal["text", "integer", "money", "date", "timestamp", "boolean"]
 
@@ -109,6 +111,13 @@ def _observed(table: Table) -> list[ColumnSpec]:
             "boolean",
             "true/false",
             "whether the page said the reserve price was met; empty if it said not",
+        ),
+        ColumnSpec(
+            "seller_id",
+            table,
+            "text",
+            "identifier",
+            "the platform's id of the lot's seller (eBay: user name); see sellers",
         ),
         ColumnSpec(
             "start_time",
@@ -239,6 +248,58 @@ SEARCH_HIT_COLUMNS: list[ColumnSpec] = [
     ),
 ]
 
+SELLER_COLUMNS: list[ColumnSpec] = [
+    ColumnSpec("site", seller_observations, "text", "site name", "site definition used"),
+    ColumnSpec(
+        "seller_id",
+        seller_observations,
+        "text",
+        "identifier",
+        "the platform's id of the seller (eBay: user name), as lots name it in seller_id",
+    ),
+    ColumnSpec("crawl_date", seller_observations, "date", "YYYY-MM-DD", "day the profile was read"),
+    ColumnSpec("url", seller_observations, "text", "absolute URL", "the seller's profile page"),
+    ColumnSpec("name", seller_observations, "text", "text", "the seller's name as shown"),
+    ColumnSpec(
+        "location", seller_observations, "text", "free text", "where the profile says it is"
+    ),
+    ColumnSpec(
+        "rating",
+        seller_observations,
+        "money",
+        "number out of rating_scale",
+        "the platform's rating: percent positive feedback (eBay), stars (LiveAuctioneers), "
+        "feedback score (Catawiki)",
+    ),
+    ColumnSpec("rating_scale", seller_observations, "integer", "5 or 100", "what rating is out of"),
+    ColumnSpec(
+        "ratings_count",
+        seller_observations,
+        "integer",
+        "ratings",
+        "how many ratings, reviews or feedback entries the rating counts",
+    ),
+    ColumnSpec("followers", seller_observations, "integer", "accounts", "followers shown"),
+    ColumnSpec(
+        "member_since", seller_observations, "date", "YYYY-MM-DD", "when the account was opened"
+    ),
+    ColumnSpec("description", seller_observations, "text", "text", "the profile's about text"),
+    ColumnSpec(
+        "first_seen",
+        sellers,
+        "date",
+        "YYYY-MM-DD",
+        "earliest crawl date up to this day that read the profile",
+    ),
+    ColumnSpec(
+        "raw",
+        seller_observations,
+        "text",
+        "JSON object, sorted keys",
+        "strings extracted from the profile, before parsing, for audit",
+    ),
+]
+
 TABLES: dict[str, tuple[list[ColumnSpec], str]] = {
     "lots": (
         LOT_COLUMNS,
@@ -255,30 +316,45 @@ TABLES: dict[str, tuple[list[ColumnSpec], str]] = {
         "Which search query found which lot that day, one row per pair (lots from a dated "
         "listing have none). Ordered by site, lot_key, query.",
     ),
+    "sellers": (
+        SELLER_COLUMNS,
+        "The sellers of the day's lots whose profile pages were read that day, one row per "
+        "seller, as the profile showed it that day. Ordered by site, seller_id.",
+    ),
 }
 
 
-def _query_lots(conn: Connection, day: date) -> list[dict[str, Any]]:
-    earlier = observations.alias("earlier")
-    first_seen = (
+def _first_seen(table: Table, key: str, day: date) -> Any:
+    """The earliest crawl date up to ``day`` of each row's ``key`` (lot_key, seller_id)."""
+    earlier = table.alias("earlier")
+    return (
         select(func.min(earlier.c.crawl_date))
         .where(
-            earlier.c.site == observations.c.site,
-            earlier.c.lot_key == observations.c.lot_key,
+            earlier.c.site == table.c.site,
+            earlier.c[key] == table.c[key],
             earlier.c.crawl_date <= day,
         )
         .scalar_subquery()
+        .label("first_seen")
     )
+
+
+def _day_rows(
+    conn: Connection, table: Table, specs: list[ColumnSpec], key: str, day: date, *order: Any
+) -> list[dict[str, Any]]:
+    """The day's rows of ``table`` (an observations table) in the columns of ``specs``, its
+    ``first_seen`` computed from the earlier observations."""
     columns = [
-        first_seen.label("first_seen") if spec.name == "first_seen" else observations.c[spec.name]
-        for spec in LOT_COLUMNS
+        _first_seen(table, key, day) if spec.name == "first_seen" else table.c[spec.name]
+        for spec in specs
     ]
-    query = (
-        select(*columns)
-        .where(observations.c.crawl_date == day)
-        .order_by(observations.c.site, observations.c.lot_number, observations.c.lot_key)
-    )
+    query = select(*columns).where(table.c.crawl_date == day).order_by(*order)
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _query_lots(conn: Connection, day: date) -> list[dict[str, Any]]:
+    o = observations
+    return _day_rows(conn, o, LOT_COLUMNS, "lot_key", day, o.c.site, o.c.lot_number, o.c.lot_key)
 
 
 def _query_observations(conn: Connection, day: date) -> list[dict[str, Any]]:
@@ -297,6 +373,11 @@ def _query_search_hits(conn: Connection, day: date) -> list[dict[str, Any]]:
         .order_by(*search_hits.primary_key.columns)
     )
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _query_sellers(conn: Connection, day: date) -> list[dict[str, Any]]:
+    table = seller_observations
+    return _day_rows(conn, table, SELLER_COLUMNS, "seller_id", day, *table.primary_key.columns)
 
 
 def _csv_text(value: Any, kind: Kind) -> str:
@@ -391,6 +472,7 @@ def export_day(database_url: str, day: date, out_dir: Path) -> list[Path]:
             "lots": _query_lots(conn, day),
             "observations": _query_observations(conn, day),
             "search_hits": _query_search_hits(conn, day),
+            "sellers": _query_sellers(conn, day),
         }
     written = []
     for name, (columns, _) in TABLES.items():

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urldefrag, urljoin, urlsplit
 
+from sites.fields import FieldRule
 from sites.loader import SiteDefinition, load_hook
 from sites.selectors import Selector, uses_lot_id
 from tasks.chains import Page, StepResult, evaluate, tidy_space
@@ -43,7 +44,7 @@ def _as_page(page: str | Page) -> Page:
     return page if isinstance(page, Page) else Page(page)
 
 
-def _absolute(page_url: str, href: str) -> str | None:
+def absolute_url(page_url: str, href: str) -> str | None:
     """``href`` resolved against ``page_url``, without its #fragment; None unless http(s)."""
     url = urldefrag(urljoin(page_url, href)).url
     return url if urlsplit(url).scheme in ("http", "https") else None
@@ -62,13 +63,13 @@ def extract_listing(
     page = _as_page(html)
     lots: dict[str, None] = {}  # an insertion-ordered set
     for href in evaluate(page, site.listing.lot_links, links=True):
-        url = _absolute(page_url, href)
+        url = absolute_url(page_url, href)
         if url is not None:
             lots.setdefault(url, None)
     next_url = None
     if site.listing.next_page is not None:
         for href in evaluate(page, site.listing.next_page, links=True)[:1]:
-            candidate = _absolute(page_url, href)
+            candidate = absolute_url(page_url, href)
             if candidate != urldefrag(page_url).url:
                 next_url = candidate
     return list(lots), next_url
@@ -92,7 +93,7 @@ def extract_results(
         if selector is None:
             return []
         if rule.lot_links is not None:
-            found = [_absolute(page_url, v) for v in evaluate(doc, selector, links=True)]
+            found = [absolute_url(page_url, v) for v in evaluate(doc, selector, links=True)]
             return [url for url in found if url is not None]
         return [search.lot_url_for(site.base_url, value) for value in evaluate(doc, selector)]
 
@@ -168,6 +169,20 @@ def _field(
     return values[0] if values else None
 
 
+def extract_fields(
+    rules: Mapping[str, FieldRule], html: str | Page, page_url: str, *, traces: Traces | None = None
+) -> RawLot:
+    """The raw string of each of ``rules`` on a page that is no lot page (a seller's profile):
+    its first match, all of them for ``many``, None when the chain finds nothing."""
+    page = _as_page(html)
+    raw: RawLot = {}
+    for name, rule in rules.items():
+        trace = None if traces is None else traces.setdefault(name, [])
+        values = evaluate(page, rule.selector, trace=trace)
+        raw[name] = (values or None) if rule.many else (values[0] if values else None)
+    return raw
+
+
 def _lot_id(site: SiteDefinition, page_url: str, raw: RawLot) -> str | None:
     """The lot id as the site's ``lot_id:`` reads it from the URL or a field, else None."""
     if site.lot_id is None:
@@ -196,7 +211,7 @@ def follow_up_urls(
                 urls[name] = follow.url_for(site.base_url, lot_id)
             continue
         for href in evaluate(doc, follow.link, lot_id=lot_id, links=True)[:1]:
-            url = _absolute(page_url, href)
+            url = absolute_url(page_url, href)
             if url is not None:
                 urls[name] = url
     return urls

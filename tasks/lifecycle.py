@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sites.loader import LotStatus
+from sites.fields import LotStatus
 
 SOLD_BY_STATUS: dict[LotStatus, bool | None] = {
     "upcoming": None,

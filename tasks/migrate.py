@@ -17,7 +17,7 @@ an upgrade that fails or is killed leaves the database exactly as it was. On SQL
 keys are switched off while tables are copied (Alembic's batch mode: SQLite cannot alter a
 column) and checked with ``PRAGMA foreign_key_check`` before the commit.
 
-To change the schema: edit the tables in :mod:`tasks.store`, and add
+To change the schema: edit the tables in :mod:`tasks.schema`, and add
 ``versions/r000N_<what>.py`` with ``revision = "000N"``, ``down_revision`` the previous one,
 and an ``upgrade()`` that turns the previous schema into the new one without losing a row;
 ``tests/test_migrations.py`` checks that an upgraded database of every earlier release has

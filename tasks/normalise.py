@@ -41,15 +41,8 @@ from urllib.parse import unquote, urlsplit
 from price_parser import Price
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sites.loader import (
-    RECORD_FIELDS,
-    REQUIRED_FIELDS,
-    TIME_PARSERS,
-    DecimalSeparator,
-    FieldParser,
-    LotStatus,
-    SiteDefinition,
-)
+from sites.fields import TIME_PARSERS, DecimalSeparator, FieldParser, LotStatus
+from sites.loader import RECORD_FIELDS, REQUIRED_FIELDS, SiteDefinition
 from tasks.currency import conversion_for
 from tasks.extract import RawLot, RawValue
 from tasks.lifecycle import lot_status, sold_of
@@ -115,6 +108,9 @@ class LotRecord(BaseModel):
     )
     reserve_met: bool | None = Field(
         None, description="whether the page says the reserve price is met; None if it says not"
+    )
+    seller_id: str | None = Field(
+        None, description="the platform's id of the lot's seller (eBay: the user name)"
     )
     image_urls: list[str]
     raw: dict[str, str | list[str] | None] = Field(description="extracted strings, for audit")
@@ -631,6 +627,25 @@ def parse_int(text: str) -> int:
     return int(match[1])
 
 
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def parse_number(text: str) -> Decimal:
+    """The one decimal number in ``text``, words around it allowed: "4.8", "99.6% positive
+    feedback", "Rating: 4.5". Refuses no number, two numbers ("4.5 out of 5": say which with
+    a regex) and a decimal comma ("4,8"), which reads two ways."""
+    written = normalise_space(text)
+    if "," in written:
+        raise ValueError(
+            f"{text!r} has a comma, which may be a decimal or a thousands separator; cut the "
+            "number out with a regex and write it with a point"
+        )
+    numbers = _DECIMAL.findall(written)
+    if len(numbers) != 1:
+        raise ValueError(f"expected exactly one number in {text!r}, found {len(numbers)}")
+    return Decimal(numbers[0])
+
+
 def parse_sale_day(text: str, site: SiteDefinition) -> dt.date:
     """The sale date in ``text`` as the site's ``sale_date`` rule says it is written: a date
     in the site's languages, or a time (see :mod:`tasks.timestamps`) whose UTC day it is."""
@@ -689,6 +704,7 @@ def _expectation(site: SiteDefinition, parser: FieldParser) -> str:
         "datetime": f"a date and time with its zone (languages: {', '.join(site.date_languages)})",
         "status": "one of the texts listed under the field's statuses",
         "boolean": "true or false",
+        "number": "one decimal number such as '4.8' or '99.6%'",
     }[parser]
 
 
@@ -816,6 +832,7 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
     }
     stated = reader.parse("status", lambda t: parse_status(t, site))
     bid_count = reader.parse("bid_count", parse_int)
+    seller_id = reader.parse("seller_id", normalise_space)
     reserve_met = reader.parse("reserve_met", parse_boolean)
 
     low = high = None
@@ -875,6 +892,7 @@ def normalise_lot(site: SiteDefinition, raw: RawLot, url: str) -> LotRecord:
             starting_price=amount("starting_price"),
             buy_now_price=amount("buy_now_price"),
             reserve_met=reserve_met,
+            seller_id=seller_id or None,
             sale_date=sale_date,
             image_urls=image_urls,
             raw=dict(raw),

@@ -25,9 +25,8 @@ from pathlib import Path
 
 from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
-from tasks.chains import Page
+from tasks.chains import Page, page_of
 from tasks.checksums import check_backup, restore_hint
-from tasks.crawl import page_of
 from tasks.extract import RawLot, extract_lot, extract_results, follow_up_urls
 from tasks.normalise import (
     FieldProblem,
@@ -40,6 +39,7 @@ from tasks.normalise import (
 from tasks.politeness import accepted
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.search import SearchMerge
+from tasks.sellers import seller_url, stored_sellers
 from tasks.storage import DataRoot
 from tasks.warc import holds_crawl, read_pages, read_responses
 
@@ -59,6 +59,7 @@ class ProcessReport:
     fill_rates: dict[str, float]
     processed_file: str
     place: RunPlace = field(default_factory=where_am_i)
+    sellers: int = 0  # seller profiles read
 
 
 def fill_rates(site: SiteDefinition, raws: list[RawLot]) -> dict[str, float]:
@@ -181,6 +182,7 @@ class _LotPage:
     raw: RawLot
     error: str | None
     record: LotRecord | None = None
+    seller_url: str | None = None  # the seller's profile page, where the site has one
 
 
 def _identity(site: SiteDefinition, raw: RawLot, url: str) -> str:
@@ -234,6 +236,28 @@ def judged_lot_by_lot(site: SiteDefinition) -> SiteDefinition:
     return site.model_copy(update={"fields": fields, "checks": checks})
 
 
+def _write_sellers(
+    site: SiteDefinition, day: date, root: DataRoot, warc: Path, kept: list[_LotPage]
+) -> int:
+    """The day's seller profiles, read from the WARC for the sellers its valid lots name,
+    to ``processed/`` (readable ones) and ``quarantine/`` (the others, with their reason)."""
+    wanted = {
+        lot.seller_url: lot.record.seller_id
+        for lot in kept
+        if lot.record is not None and lot.record.seller_id and lot.seller_url
+    }
+    found = stored_sellers(site, warc, wanted)
+    held_file = root.held_sellers_file(day, site.name)
+    if found.held:
+        write_atomic(held_file, _jsonl([json.dumps(r, ensure_ascii=False) for r in found.held]))
+    else:
+        held_file.unlink(missing_ok=True)
+    write_atomic(
+        root.sellers_file(day, site.name), _jsonl([r.model_dump_json() for r in found.records])
+    )
+    return len(found.records)
+
+
 def process_site(
     site: SiteDefinition, day: date, data_root: str, recent_counts: list[int] | None = None
 ) -> ProcessReport:
@@ -277,6 +301,7 @@ def process_site(
             continue
         found = record.model_copy(update={"found_by": searched.queries_of(page.url)})
         lot = _LotPage(page.url, raw, collision, None if collision else found)
+        lot.seller_url = seller_url(site, lot_page, page.url, raw)
         _keep(pages, superseded, _identity(site, raw, page.url), lot)
     kept = list(pages.values())
     raws = [lot.raw for lot in kept]
@@ -305,6 +330,7 @@ def process_site(
             f"`auction-pipeline reprocess --date {day} --site {site.name}`. "
             f"{len(raws)} lots quarantined in {quarantine}; pages kept in {warc}."
         )
+    sellers = _write_sellers(site, day, root, warc, kept)
     out = root.processed_file(day, site.name)
     write_atomic(out, _jsonl([record.model_dump_json() for record in records]))
     return ProcessReport(
@@ -314,4 +340,5 @@ def process_site(
         invalid=len(errors),
         fill_rates=rates,
         processed_file=str(out),
+        sellers=sellers,
     )

@@ -50,6 +50,7 @@ class ScrapeReport:
     reused: bool = False
     warnings: list[str] = field(default_factory=list)
     search_pages: int = 0
+    seller_pages: int = 0
     place: RunPlace = field(default_factory=where_am_i)
 
 
@@ -102,6 +103,7 @@ def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
         reused=True,
         warnings=[row["warning"] for row in rows if "warning" in row],
         search_pages=counts.get("search", 0),
+        seller_pages=counts.get("seller", 0),
     )
 
 
@@ -165,5 +167,6 @@ def scrape_site(
         requests_sent=fetcher.requests_sent,
         warc_file=str(warc_path),
         warnings=crawl.warnings,
+        seller_pages=sum(lot.seller_pages for lot in lots),
         search_pages=crawl.search_pages,
     )

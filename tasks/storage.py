@@ -7,7 +7,9 @@ Everything the pipeline writes lives under one data root on the shared filesyste
     warc/<date>/<site>-<date>.failures.jsonl  URLs the crawl could not fetch, why  (scrape)
     images/sha256/<ab>/<digest>           images, content-addressed, deduplicated (scrape)
     processed/<date>/<site>.jsonl         clean lots of one site and day         (process)
+    processed/<date>/<site>.sellers.jsonl their sellers' profiles                 (process)
     quarantine/<date>/<site>.jsonl        lots held back by a layout check       (process)
+    quarantine/<date>/<site>.sellers.jsonl  seller profiles that could not be read (process)
     auction.sqlite                        the database, loaded by one writer      (load)
     archive/<date>/                       the day's BagIt bag for researchers     (archive)
     logs/slurm/                           Slurm job logs and rendered job scripts
@@ -92,6 +94,14 @@ class DataRoot:
         """Content-addressed location of an image with sha256 ``digest``."""
         return self.path / "images" / "sha256" / digest[:2] / digest
 
+    def sellers_file(self, day: date, site: str) -> Path:
+        """The clean seller profiles of ``site`` read on ``day`` (beside its lots)."""
+        return sellers_beside(self.processed_file(day, site))
+
+    def held_sellers_file(self, day: date, site: str) -> Path:
+        """The seller profiles of ``site`` on ``day`` whose fields could not be read."""
+        return self.path / "quarantine" / day.isoformat() / f"{site}.sellers.jsonl"
+
     def processed_file(self, day: date, site: str) -> Path:
         """One site's clean lots for ``day`` (JSON lines)."""
         return self.path / "processed" / day.isoformat() / f"{site}.jsonl"
@@ -119,6 +129,11 @@ class DataRoot:
         tls.mkdir(mode=0o700, parents=True, exist_ok=True)
         tls.chmod(0o700)  # whatever the umask, or an earlier mode
         return tls
+
+
+def sellers_beside(lots_file: Path) -> Path:
+    """The sellers file that goes with a processed lots file (``<site>.sellers.jsonl``)."""
+    return lots_file.with_name(f"{lots_file.stem}.sellers.jsonl")
 
 
 def store_content_addressed(root: DataRoot, data: bytes) -> tuple[str, bool]:

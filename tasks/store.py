@@ -1,8 +1,8 @@
 """Load the day's clean lots into the database: one writer, one transaction per site, idempotent.
 
 Workers never touch the database; they write per-site files and this single loader reads
-them. The schema is SQLAlchemy Core, and one upsert path serves SQLite (the default, a file in
-the data root) and PostgreSQL (``$AUCTION_PIPELINE_DATABASE_URL``, for several writers or
+them. The schema is in :mod:`tasks.schema`, and one upsert path serves SQLite (the default, a
+file in the data root) and PostgreSQL (``$AUCTION_PIPELINE_DATABASE_URL``, for several writers or
 remote readers). SQLite runs in DELETE journal mode because WAL does not work on network
 filesystems, where the data root usually lives.
 
@@ -17,38 +17,28 @@ a lot number beyond a 32-bit integer, a NUL character PostgreSQL refuses in text
 with the lot URL, field and value named, and the other sites load. An SQLite file that is
 empty or damaged is refused before anything is written, never taken for a new database.
 
-Money is exact: ``Numeric(18, 2)`` on PostgreSQL and decimal text on SQLite, where SQLAlchemy's
-Numeric goes through a float and rounds ``9999999999999999.99`` to ``10000000000000000.00``.
+Each site's sellers load in the same transaction as its lots: ``sellers`` keyed (site,
+seller_id) with first_seen/last_seen and the latest profile, ``seller_observations`` one row
+per crawl, replaced when the day is reprocessed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import (
-    Boolean,
-    Column,
     Connection,
-    Date,
-    DateTime,
     Dialect,
     Engine,
-    ForeignKeyConstraint,
     Integer,
-    MetaData,
-    Numeric,
-    String,
     Table,
-    Text,
     case,
     create_engine,
     delete,
@@ -59,25 +49,27 @@ from sqlalchemy import (
     make_url,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from sites.loader import SiteDefinition
+from tasks.jsonlines import UnstorableValueError, read_models
 from tasks.migrate import SchemaVersionError, upgrade_schema
 from tasks.normalise import LotRecord
 from tasks.runinfo import RunPlace, where_am_i
+from tasks.schema import Money, houses, lots, metadata, observations, sales, search_hits
+from tasks.seller_rows import load_sellers, read_sellers, seller_rows
+from tasks.sellers import SellerRecord
+from tasks.storage import sellers_beside
+from tasks.upsert import earlier, insert_for, later, upsert
 
 DATABASE_URL_ENV = "AUCTION_PIPELINE_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
 SQLITE_FILE_NAME = "auction.sqlite"
 SQLITE_HEADER = b"SQLite format 3\x00"
-_CENT = Decimal("0.01")
-_MAX_MONEY = Decimal("1e16")  # Numeric(18, 2): 16 digits before the point
 
 
 class DatabaseConnectionError(RuntimeError):
@@ -101,185 +93,6 @@ class DatabaseVersionError(DatabaseConnectionError):
 class DatabaseError(RuntimeError):
     """A statement failed; the message is the database's own first line, never the SQL."""
 
-
-class UnstorableValueError(ValueError):
-    """A lot's value does not fit its column; the message names site, lot URL, field, value."""
-
-
-class Money(TypeDecorator[Decimal]):
-    """An exact amount with two decimals: Numeric(18, 2), stored as text on SQLite.
-
-    SQLite has no decimal type and SQLAlchemy's Numeric converts through a float there, which
-    loses digits beyond about 15; as text the Decimal round-trips exactly. Amounts are rounded
-    half away from zero to cents on both backends (what PostgreSQL's numeric does), so the
-    two store identical values.
-    """
-
-    impl = Numeric(18, 2)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        """Decimal text on SQLite, the native numeric elsewhere."""
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(24))
-        return dialect.type_descriptor(Numeric(18, 2, asdecimal=True))
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
-        """Round to cents and refuse what Numeric(18, 2) cannot hold."""
-        if value is None:
-            return None
-        try:
-            amount = Decimal(value).quantize(_CENT, rounding=ROUND_HALF_UP)
-        except InvalidOperation:
-            raise ValueError(f"not an amount of money: {value!r}") from None
-        if not amount.is_finite() or abs(amount) >= _MAX_MONEY:
-            raise ValueError(f"amount {value} does not fit Numeric(18, 2)")
-        return str(amount) if dialect.name == "sqlite" else amount
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        """Back to Decimal (from text on SQLite)."""
-        return None if value is None else Decimal(value)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A moment in UTC: ``timestamp with time zone`` on PostgreSQL, naive UTC text on SQLite
-    (which has no zones); read back as an aware UTC datetime on both, so both agree."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        """Refuse a naive time (its moment is unknown); store UTC."""
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"a time without a zone cannot be stored: {value.isoformat()}")
-        moment = value.astimezone(UTC)
-        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        """Aware UTC on both backends."""
-        if value is None:
-            return None
-        moment: datetime = value
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-metadata = MetaData()
-
-houses = Table(
-    "houses",
-    metadata,
-    Column("site", String, primary_key=True),
-    Column("house", String, nullable=False),
-    Column("currency", String(3), nullable=False),
-)
-
-sales = Table(
-    "sales",
-    metadata,
-    Column("site", String, primary_key=True),
-    Column("sale_date", Date, primary_key=True),
-    Column("listing_url", String, nullable=False),
-    Column("first_seen", Date, nullable=False),
-    Column("last_seen", Date, nullable=False),
-    ForeignKeyConstraint(["site"], ["houses.site"]),
-)
-
-
-def _fx_columns() -> list[Column[Any]]:
-    """The conversion to the reference currency, kept with the lot and each observation."""
-    return [
-        Column("reference_currency", String(3), nullable=False),
-        Column("sold_price_ref", Money),
-        Column("estimate_low_ref", Money),
-        Column("estimate_high_ref", Money),
-        Column("rate_date", Date),
-        Column("currency_known", Boolean, nullable=False),
-        Column("fx_data_version", String, nullable=False),
-    ]
-
-
-def _lifecycle_columns() -> list[Column[Any]]:
-    """An online lot's life as a crawl saw it (schema revision 0003; None on house lots and
-    on rows written before it)."""
-    return [
-        Column("status", String(16), comment="upcoming, open, sold, unsold, withdrawn, "
-               "closed-unknown; NULL where the page said not"),
-        Column("start_time", UtcDateTime),
-        Column("end_time", UtcDateTime),
-        Column("bid_count", Integer),
-        Column("starting_price", Money),
-        Column("buy_now_price", Money),
-        Column("reserve_met", Boolean),
-    ]  # fmt: skip
-
-
-lots = Table(
-    "lots",
-    metadata,
-    Column("site", String, primary_key=True),
-    Column("lot_key", String, primary_key=True),
-    Column("url", String, nullable=False),
-    # None where the platform numbers no lots (eBay, Catawiki); schema revision 0002.
-    Column("lot_number", Integer),
-    Column("title", Text, nullable=False),
-    Column("description", Text),
-    Column("currency", String(3), nullable=False),
-    Column("sale_date", Date, nullable=False),
-    Column("image_urls", Text, nullable=False, comment="JSON list of absolute URLs"),
-    Column("first_seen", Date, nullable=False),
-    Column("last_seen", Date, nullable=False),
-    Column("sold", Boolean, comment="NULL: not known (open, or not shown); revision 0003"),
-    Column("sold_price", Money),
-    Column("estimate_low", Money),
-    Column("estimate_high", Money),
-    *_fx_columns(),
-    Column("current_bid", Money, comment="an open lot's current bid, in currency"),
-    *_lifecycle_columns(),
-    ForeignKeyConstraint(["site", "sale_date"], ["sales.site", "sales.sale_date"]),
-)
-
-observations = Table(
-    "observations",
-    metadata,
-    Column("site", String, primary_key=True),
-    Column("lot_key", String, primary_key=True),
-    Column("crawl_date", Date, primary_key=True),
-    # What the lot page said that day, so a day's archive never shows a later day's text.
-    Column("house", String, nullable=False),
-    Column("url", String, nullable=False),
-    Column("lot_number", Integer),
-    Column("title", String, nullable=False),
-    Column("description", Text),
-    Column("sale_date", Date, nullable=False),
-    Column("image_urls", Text, nullable=False, comment="JSON list of absolute URLs"),
-    Column("sold", Boolean, comment="NULL: not known (open, or not shown); revision 0003"),
-    Column("sold_price", Money),
-    Column("estimate_low", Money),
-    Column("estimate_high", Money),
-    Column("currency", String(3), nullable=False),
-    *_fx_columns(),
-    Column("raw", Text, nullable=False, comment="JSON object of the extracted strings"),
-    Column("current_bid", Money, comment="an open lot's current bid, in currency"),
-    *_lifecycle_columns(),
-    ForeignKeyConstraint(["site", "lot_key"], ["lots.site", "lots.lot_key"]),
-)
-
-# Which search queries found a lot on a crawl ("found by mambilla, not by mambila"); a lot
-# from a dated listing has none.
-search_hits = Table(
-    "search_hits",
-    metadata,
-    Column("site", String, primary_key=True),
-    Column("lot_key", String, primary_key=True),
-    Column("crawl_date", Date, primary_key=True),
-    Column("query", String, primary_key=True),
-    ForeignKeyConstraint(
-        ["site", "lot_key", "crawl_date"],
-        ["observations.site", "observations.lot_key", "observations.crawl_date"],
-    ),
-)
 
 # Columns of ``lots`` that hold its latest state: taken from the most recent crawl.
 _LOT_LATEST = [
@@ -539,76 +352,13 @@ def transaction(
         yield conn
 
 
-def _insert(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
-    """The dialect's INSERT, which has ON CONFLICT DO UPDATE."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-def _upsert(
-    conn: Connection,
-    table: Table,
-    rows: list[dict[str, Any]],
-    updates: Callable[[Any], Mapping[str, ColumnElement[Any]]],
-) -> None:
-    """Insert ``rows`` in one executemany; on a key conflict set ``updates(excluded)``."""
-    if not rows:
-        return
-    stmt = _insert(conn, table)
-    keys = [c.name for c in table.primary_key.columns]
-    conn.execute(
-        stmt.on_conflict_do_update(index_elements=keys, set_=dict(updates(stmt.excluded))),
-        rows,
-    )
-
-
-def _earlier(current: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElement[Any]:
-    return case((new < current, new), else_=current)
-
-
-def _later(current: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElement[Any]:
-    return case((new > current, new), else_=current)
-
-
 def read_records(files: Iterable[Path]) -> list[LotRecord]:
     """Read clean lots from the per-site JSON-lines files the process step wrote.
 
     Raises UnstorableValueError naming the file, line and lot URL of a record that does not
     validate (a file written by hand, or by a release with looser rules).
     """
-    records = []
-    for file in files:
-        lines = file.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, start=1):
-            if not line:
-                continue
-            try:
-                records.append(LotRecord.model_validate_json(line))
-            except ValidationError as exc:
-                problems = "; ".join(_problem(e) for e in exc.errors())
-                raise UnstorableValueError(
-                    f"{file}, line {number}{_url_in(line)}: not a valid lot ({problems[:300]})"
-                ) from None
-    return records
-
-
-def _problem(error: Any) -> str:
-    """One validation error as ``field = value: why`` (the value cut short)."""
-    where = ".".join(map(str, error["loc"]))
-    value = error.get("input")
-    if not where or isinstance(value, dict | list):
-        return f"{where or 'record'}: {error['msg']}"
-    return f"{where} = {str(value)[:80]!r}: {error['msg']}"
-
-
-def _url_in(line: str) -> str:
-    """ ", lot <url>" when a JSON line names its lot's URL, for messages."""
-    try:
-        url = json.loads(line).get("url")
-    except (ValueError, AttributeError):
-        return ""
-    return f", lot {url}" if isinstance(url, str) else ""
+    return read_models(files, LotRecord, "lot")
 
 
 def _observed(record: LotRecord) -> dict[str, Any]:
@@ -624,6 +374,7 @@ def _observed(record: LotRecord) -> dict[str, Any]:
         "starting_price": record.starting_price,
         "buy_now_price": record.buy_now_price,
         "reserve_met": record.reserve_met,
+        "seller_id": record.seller_id,
         "estimate_low": record.estimate_low,
         "estimate_high": record.estimate_high,
         "currency": record.currency,
@@ -698,27 +449,44 @@ def _unstorable(table: Table, row: Mapping[str, Any], dialect: Dialect) -> str |
     return None
 
 
-def _check_storable(records: list[LotRecord], day: date, dialect: Dialect) -> None:
+def _check_storable(
+    records: list[LotRecord], profiles: list[SellerRecord], day: date, dialect: Dialect
+) -> None:
     """Raise UnstorableValueError for the first record whose rows the database would refuse."""
-    for r in records:
-        for table, row in ((lots, _lot_row(r, day)), (observations, observation_row(r, day))):
-            why = _unstorable(table, row, dialect)
-            if why is not None:
-                raise UnstorableValueError(
-                    f"lot {r.url}: {why}; none of {r.site}'s lots were loaded (the other "
-                    "sites were)"
-                )
+    rows = [
+        (f"lot {r.url}", r.site, table, row)
+        for r in records
+        for table, row in ((lots, _lot_row(r, day)), (observations, observation_row(r, day)))
+    ]
+    rows += [
+        (f"seller {p.seller_id} ({p.url})", p.site, table, row)
+        for p in profiles
+        for table, row in seller_rows([p], day)
+    ]
+    for what, site, table, row in rows:
+        why = _unstorable(table, row, dialect)
+        if why is not None:
+            raise UnstorableValueError(
+                f"{what}: {why}; none of {site}'s lots were loaded (the other sites were)"
+            )
 
 
-def _load_site(conn: Connection, site: SiteDefinition, records: list[LotRecord], day: date) -> int:
-    """Upsert one site's house, sales, lots and observations; return how many lots are new.
+def _load_site(
+    conn: Connection,
+    site: SiteDefinition,
+    records: list[LotRecord],
+    profiles: list[SellerRecord],
+    day: date,
+) -> int:
+    """Upsert one site's house, sales, lots, observations and sellers; return how many lots
+    are new.
 
     Runs inside the caller's transaction. Reprocessing a day replaces that day's observations
     of the site: a lot the fixed selectors no longer find must not linger from the earlier
     extraction, and a lot left with no observation at all was never really seen.
     """
     known = set(conn.execute(select(lots.c.lot_key).where(lots.c.site == site.name)).scalars())
-    _upsert(
+    upsert(
         conn,
         houses,
         [{"site": site.name, "house": site.house, "currency": site.currency}],
@@ -734,29 +502,29 @@ def _load_site(conn: Connection, site: SiteDefinition, records: list[LotRecord],
         }
         for sale_date in sorted({r.sale_date for r in records})
     ]
-    _upsert(
+    upsert(
         conn,
         sales,
         sale_rows,
         lambda new: {
             "listing_url": new.listing_url,
-            "first_seen": _earlier(sales.c.first_seen, new.first_seen),
-            "last_seen": _later(sales.c.last_seen, new.last_seen),
+            "first_seen": earlier(sales.c.first_seen, new.first_seen),
+            "last_seen": later(sales.c.last_seen, new.last_seen),
         },
     )
 
     def lot_updates(new: Any) -> dict[str, ColumnElement[Any]]:
         newest = new.last_seen >= lots.c.last_seen
         return {
-            "first_seen": _earlier(lots.c.first_seen, new.first_seen),
-            "last_seen": _later(lots.c.last_seen, new.last_seen),
+            "first_seen": earlier(lots.c.first_seen, new.first_seen),
+            "last_seen": later(lots.c.last_seen, new.last_seen),
             **{name: case((newest, new[name]), else_=lots.c[name]) for name in _LOT_LATEST},
         }
 
-    _upsert(conn, lots, [_lot_row(r, day) for r in records], lot_updates)
+    upsert(conn, lots, [_lot_row(r, day) for r in records], lot_updates)
     for table in (search_hits, observations):  # the hits first: they refer to observations
         conn.execute(delete(table).where(table.c.crawl_date == day, table.c.site == site.name))
-    _upsert(
+    upsert(
         conn,
         observations,
         [observation_row(r, day) for r in records],
@@ -768,18 +536,20 @@ def _load_site(conn: Connection, site: SiteDefinition, records: list[LotRecord],
         for query in dict.fromkeys(r.found_by)
     ]
     if hits:
-        conn.execute(_insert(conn, search_hits), hits)
+        conn.execute(insert_for(conn, search_hits), hits)
     seen = select(observations.c.lot_key).where(
         observations.c.site == lots.c.site, observations.c.lot_key == lots.c.lot_key
     )
     conn.execute(delete(lots).where(lots.c.site == site.name, ~exists(seen)))
+    load_sellers(conn, site.name, profiles, day)
     return len({r.lot_key for r in records} - known)
 
 
 def load_day(
     day: date, sites: list[SiteDefinition], processed_files: list[str], database_url: str
 ) -> LoadReport:
-    """Upsert the day's houses, sales, lots and observations, one transaction per site.
+    """Upsert the day's houses, sales, lots, observations and sellers, one transaction per
+    site; each processed lots file's sellers file beside it (if any) is read with it.
 
     Re-running a day changes nothing; reprocessing it replaces its observations. A lot listed
     twice in the day's files is loaded once (the last record wins). Every record's site must
@@ -790,12 +560,15 @@ def load_day(
     """
     failed: dict[str, str] = {}
     read: list[LotRecord] = []
+    read_profiles: list[SellerRecord] = []
     for file in map(Path, processed_files):
         try:
             read += read_records([file])
-        except UnstorableValueError as exc:  # processed/<date>/<site>.jsonl
+            read_profiles += read_sellers([sellers_beside(file)])
+        except UnstorableValueError as exc:  # processed/<date>/<site>[.sellers].jsonl
             failed[file.stem] = str(exc)
     records = list({(r.site, r.lot_key): r for r in read}.values())
+    profiles = list({(p.site, p.seller_id): p for p in read_profiles}.values())
     by_name = {site.name: site for site in sites}
     unknown = sorted({r.site for r in records} - by_name.keys())
     if unknown:
@@ -807,10 +580,11 @@ def load_day(
     with connection(database_url, writer=True) as conn:
         for site in (s for s in sites if s.name not in failed):
             mine = [r for r in records if r.site == site.name]
+            its_sellers = [p for p in profiles if p.site == site.name]
             try:
-                _check_storable(mine, day, conn.dialect)
+                _check_storable(mine, its_sellers, day, conn.dialect)
                 with conn.begin():
-                    new_by_site[site.name] = _load_site(conn, site, mine, day)
+                    new_by_site[site.name] = _load_site(conn, site, mine, its_sellers, day)
             except UnstorableValueError as exc:
                 failed[site.name] = str(exc)
             except DBAPIError as error:

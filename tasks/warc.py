@@ -223,6 +223,7 @@ class StoredPage:
     body: bytes
     fetched_at: datetime
     error: str | None = None
+    location: str | None = None  # a redirect's Location header, as sent
 
 
 def read_responses(
@@ -251,6 +252,7 @@ def read_responses(
                 body=body,
                 fetched_at=datetime.fromisoformat(record.rec_headers.get_header("WARC-Date")),
                 error=error,
+                location=http.get_header("Location"),
             )
 
 

@@ -135,7 +135,7 @@ def test_a_description_behind_an_iframe_is_a_link_follow_up(tmp_path: Path) -> N
         site = load_site_file(_write(tmp_path, data))
         import httpx
 
-        from tasks.crawl import page_of
+        from tasks.chains import page_of
         from tasks.extract import extract_lot, follow_up_urls
 
         url = f"{demo.url}/ebay/itm/{lot.lot_id}"

@@ -12,6 +12,7 @@ import pytest
 from sitefiles import market_site
 
 from sites.loader import SiteDefinition
+from tasks.extract import RawLot
 from tasks.normalise import LotRecord, LotValidationError, normalise_lot
 from tasks.timestamps import parse_text_time
 
@@ -101,7 +102,7 @@ def test_a_house_lot_without_status_field_is_sold_by_its_price_and_unsold_by_its
         {"sale_date": _rule(".date", "date"), "price": _rule(".result", "price")},
         unsold_markers=["Unsold"],
     )
-    base = {"title": "Mask", "sale_date": "14 March 2026"}
+    base: RawLot = {"title": "Mask", "sale_date": "14 March 2026"}
     sold = normalise_lot(site, {**base, "price": "€ 2,100"}, URL)
     unsold = normalise_lot(site, {**base, "price": "Unsold"}, URL)
     silent = normalise_lot(site, base, URL)  # the page shows no result at all
@@ -171,7 +172,7 @@ def test_end_time_in_localised_text_sets_the_lots_utc_day() -> None:
     site = market_site(
         {"sale_date": _rule(".end", "datetime"), "end_time": _rule(".end", "datetime")}
     )
-    raw = {
+    raw: RawLot = {
         "title": "T",
         "sale_date": "Mar 19, 2026 20:30:00 PDT",
         "end_time": "Mar 19, 2026 20:30:00 PDT",

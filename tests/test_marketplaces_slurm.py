@@ -25,7 +25,8 @@ from tasks.store import database_url_for, table_rows
 pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
 
 DAY = date(2026, 3, 14)
-TABLES = ("houses", "sales", "lots", "observations", "search_hits")
+TABLES = ("houses", "sales", "lots", "observations", "search_hits", "sellers",
+          "seller_observations")  # fmt: skip
 
 
 def _run(cli: Any, env: dict[str, str], day: date, data_root: Path, *more: str) -> Any:
@@ -72,6 +73,10 @@ def _check_against_catalogue(url: str, config: DemoConfig) -> None:
         assert deep and all((site, lot.lot_id) in market_rows for lot in deep), site
     sponsored = {lot.lot_id for page in (1, 2) for _, lot in catalogue.sponsored("mambila", page)}
     assert sponsored and not {("ebay", s) for s in sponsored} & set(market_rows)
+    # Every lot names its seller; each seller of a found lot has its profile stored once.
+    sellers = {(site, catalogue.lot(site, i).seller.seller_id) for site, i in hits}  # type: ignore[union-attr]
+    assert {(site, row["seller_id"]) for (site, _), row in market_rows.items()} == sellers
+    assert {(r["site"], r["seller_id"]) for r in table_rows(url, "sellers")} == sellers
 
 
 @pytest.mark.timeout(1800)
@@ -98,6 +103,11 @@ def test_marketplaces_and_houses_in_one_run_then_rerun_reprocess_renamed_slug_an
         assert stored == all_lots(config, DAY)
         _check_against_catalogue(url, config)
         before = _snapshot(url)
+        bag_sellers = data_root / "archive" / DAY.isoformat() / "data" / "tables" / "sellers.csv"
+        assert len(bag_sellers.read_text().splitlines()) == 1 + len(before["sellers"])
+        verify = cli("archive", "verify", DAY.isoformat(), "--data-root",
+                     str(data_root), env=env, timeout=300)  # fmt: skip
+        assert verify.returncode == 0, verify.stderr[-2000:]
 
         # 2. The same day again: no request, no row changed.
         sent = demo.request_count()

@@ -25,7 +25,8 @@ import pytest
 from sqlalchemy import Engine, MetaData, Table, create_engine, inspect
 
 from tasks.migrate import BASELINE, HEAD, head_revision, upgrade_schema
-from tasks.store import DatabaseVersionError, engine_for, metadata, table_rows
+from tasks.schema import metadata
+from tasks.store import DatabaseVersionError, engine_for, table_rows
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release-0.1.sqlite"
 TABLES = ("houses", "sales", "lots", "observations", "search_hits")

@@ -259,6 +259,8 @@ def test_export_is_deterministic_and_typed(tmp_path: Path, sites: list[SiteDefin
         "observations.parquet",
         "search_hits.csv",
         "search_hits.parquet",
+        "sellers.csv",
+        "sellers.parquet",
         "data-dictionary.md",
     ]
     assert _digests(first) == _digests(second)
@@ -294,9 +296,32 @@ def test_export_is_deterministic_and_typed(tmp_path: Path, sites: list[SiteDefin
     assert observations.num_rows == 6
 
     dictionary = (tmp_path / "a" / "data-dictionary.md").read_text()
-    for spec in [*LOT_COLUMNS, *OBSERVATION_COLUMNS]:
-        assert f"| {spec.name} |" in dictionary
     assert "decimal128(18, 2)" in dictionary
+    assert dictionary_columns(dictionary) == bag_columns(tmp_path / "a")
+
+
+def dictionary_columns(dictionary: str) -> dict[str, list[str]]:
+    """Per table, the columns ``data-dictionary.md`` describes, in its order."""
+    tables: dict[str, list[str]] = {}
+    current = None
+    for line in dictionary.splitlines():
+        if line.startswith("## "):
+            current = line.removeprefix("## ").split(".")[0]
+            tables[current] = []
+        elif current and line.startswith("| ") and not line.startswith(("| column", "|---")):
+            tables[current].append(line.split("|")[1].strip())
+    return tables
+
+
+def bag_columns(tables_dir: Path) -> dict[str, list[str]]:
+    """Per table, the columns its CSV and Parquet files hold (which must agree)."""
+    found = {}
+    for csv_file in sorted(tables_dir.glob("*.csv")):
+        header = csv_file.read_text().splitlines()[0].split(",")
+        parquet = pq.read_schema(csv_file.with_suffix(".parquet")).names
+        assert header == parquet, csv_file.name
+        found[csv_file.stem] = header
+    return found
 
 
 def test_unreachable_postgresql_names_the_url_without_password() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tasks.store import Money
+from tasks.schema import Money
 
 revision = "0001"
 down_revision = None

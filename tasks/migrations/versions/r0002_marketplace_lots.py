@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tasks.store import Money
+from tasks.schema import Money
 
 revision = "0002"
 down_revision = "0001"
