@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     sites.add_argument(
         "--kind",
         default="lot",
-        metavar="lot|listing|search|follow:NAME",
+        metavar="lot|listing|search|seller|follow:NAME",
         help="what kind of page --page is; follow:NAME is the site's follow-up NAME alone "
         "(default: lot)",
     )

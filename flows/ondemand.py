@@ -44,6 +44,7 @@ from tasks.politeness import CrawlAborted, PoliteFetcher
 from tasks.process import process_site
 from tasks.runinfo import where_am_i
 from tasks.runlock import day_lock, lock_warning
+from tasks.schema import lots
 from tasks.scrape import warcinfo
 from tasks.search import lot_identity
 from tasks.storage import DataRoot
@@ -51,7 +52,6 @@ from tasks.store import (
     check_database,
     database_url_for,
     load_day,
-    lots,
     read_records,
     recent_lot_counts,
     transaction,

@@ -277,6 +277,7 @@ class Run:
                     "pages": row["pages"],
                     "lots": row["lots"],
                     "new lots": loaded.new_lots_by_site.get(name, 0) if loaded else 0,
+                    "sellers": row["sellers"],
                     "warnings": "; ".join(warnings) or "",
                     "error": row["error"] or "",
                 }
@@ -313,6 +314,7 @@ class Run:
                 "warnings": list(s.warnings) if s else [],
                 "lots": p.lots if p else 0,
                 "invalid": p.invalid if p else 0,
+                "sellers": p.sellers if p else 0,
                 "error": self.failures.get(name),
             }
         loaded = self.loaded

@@ -38,7 +38,7 @@ from tasks.extract import (
 if TYPE_CHECKING:
     from tasks.politeness import PoliteFetcher
 
-PAGE_KINDS = ("lot", "listing", "search")
+PAGE_KINDS = ("lot", "listing", "search", "seller")
 FOLLOW = "follow:"
 """``--kind follow:NAME`` checks the follow-up resource NAME of the site on its own."""
 
@@ -340,6 +340,30 @@ def _describe_follow_up(site: SiteDefinition, name: str, page: Page, url: str) -
     return lines
 
 
+def _describe_seller(site: SiteDefinition, page: Page, url: str, seller_id: str) -> list[str]:
+    """A seller's profile page: each rule of the ``seller:`` section and the seller record
+    (``seller_id`` names it: on a crawl it comes from the lot page)."""
+    from tasks.extract import extract_fields
+    from tasks.sellers import SellerValidationError, normalise_seller
+
+    if site.seller is None:
+        return ["  (the site has no seller: section)"]
+    traces: Traces = {}
+    raw = extract_fields(site.seller.fields, page, url, traces=traces)
+    lines = [f"  {_describe_page(page)}"]
+    for name, rule in site.seller.fields.items():
+        lines.extend(_field_lines(name, rule, raw.get(name), traces.get(name, [])))
+    try:
+        record = normalise_seller(site, seller_id, url, page)
+    except SellerValidationError as exc:
+        lines.append(f"seller: INVALID: {exc}")
+    else:
+        lines.append("seller: ok")
+        parsed = record.model_dump(exclude={"raw", "url", "site"})
+        lines.extend(f"  {key:<18} {value!r}" for key, value in parsed.items())
+    return lines
+
+
 def _describe_listing(site: SiteDefinition, page: Page, url: str) -> list[str]:
     if site.listing is None:
         return ["  (the site has no listing: section)"]
@@ -394,7 +418,8 @@ def check_site(
 ) -> str:
     """Validate ``file``; with ``page`` (a saved file or a URL), report what its rules extract.
 
-    ``kind`` is lot, listing, search or ``follow:NAME`` (the follow-up resource NAME alone).
+    ``kind`` is lot, listing, search, seller (a seller's profile page) or ``follow:NAME``
+    (the follow-up resource NAME alone).
     ``resources`` supplies a saved lot page's follow-ups from files, by name; ``url`` is
     where a saved page came from (for its lot id and links; default: the site's base URL).
     Everything is checked before any request; raises SiteDefinitionError for a bad file,
@@ -440,6 +465,8 @@ def check_site(
             lines.extend(_describe_search(site, doc, page_url))
         elif kind == "listing":
             lines.extend(_describe_listing(site, doc, page_url))
+        elif kind == "seller":  # the seller id comes from a lot page, not read here
+            lines.extend(_describe_seller(site, doc, page_url, "(checked alone)"))
         else:
             lines.extend(_describe_follow_up(site, fetch_kind, doc, page_url))
     return "\n".join(lines)

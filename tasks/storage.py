@@ -2,18 +2,21 @@
 
 Everything the pipeline writes lives under one data root on the shared filesystem::
 
-    warc/<date>/<site>-<date>.warc.gz     every request/response of the crawl    (scrape)
-    warc/<date>/<site>-<date>.images.jsonl  which image each lot page showed     (scrape)
-    warc/<date>/<site>-<date>.failures.jsonl  URLs the crawl could not fetch, why  (scrape)
+    warc/<date>/<site>-<crawl>.warc.gz    every request/response of the crawl    (scrape)
+    warc/<date>/<site>-<crawl>.images.jsonl  which image each lot page showed    (scrape)
+    warc/<date>/<site>-<crawl>.failures.jsonl  URLs the crawl could not fetch, why (scrape)
     images/sha256/<ab>/<digest>           images, content-addressed, deduplicated (scrape)
-    processed/<date>/<site>.jsonl         clean lots of one site and day         (process)
-    processed/<date>/<site>.sellers.jsonl their sellers' profiles                 (process)
-    quarantine/<date>/<site>.jsonl        lots held back by a layout check       (process)
-    quarantine/<date>/<site>.sellers.jsonl  seller profiles that could not be read (process)
+    processed/<crawl>/<site>.jsonl        clean lots of one site and crawl       (process)
+    processed/<crawl>/<site>.sellers.jsonl  their sellers' profiles              (process)
+    quarantine/<crawl>/<site>.jsonl       lots held back by a layout check       (process)
+    quarantine/<crawl>/<site>.sellers.jsonl  seller profiles that could not be read (process)
     auction.sqlite                        the database, loaded by one writer      (load)
     archive/<date>/                       the day's BagIt bag for researchers     (archive)
     logs/slurm/                           Slurm job logs and rendered job scripts
     .dask-tls/                            a running flow's TLS certificates (owner only)
+
+``<crawl>`` is the crawl's id (``tasks/crawlid.py``): the day (``2026-03-14``) for a day's one
+crawl, the day and UTC time (``2026-03-14T0600Z``) for the marketplaces' crawls every six hours.
 
 Files and directories appear under their final name only when complete (temp name, fsync,
 rename), so a job killed at walltime never leaves a truncated file that looks finished.
@@ -32,6 +35,7 @@ from datetime import date
 from pathlib import Path
 
 from infra.atomic import fsync_directory, fsync_tree, write_atomic
+from tasks.crawlid import CrawlId, crawl_of
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,41 +74,41 @@ class DataRoot:
                 )
         return None
 
-    def warc_dir(self, day: date) -> Path:
-        """The page backups of ``day``."""
-        return self.path / "warc" / day.isoformat()
+    def warc_dir(self, day: date | CrawlId) -> Path:
+        """The page backups of ``day`` (every crawl of the day)."""
+        return self.path / "warc" / crawl_of(day).day.isoformat()
 
-    def warc_file(self, day: date, site: str) -> Path:
-        """One site's WARC file for ``day``."""
-        return self.warc_dir(day) / f"{site}-{day.isoformat()}.warc.gz"
+    def warc_file(self, crawl: date | CrawlId, site: str) -> Path:
+        """One site's WARC file of ``crawl`` (a date: the day's crawl)."""
+        return self.warc_dir(crawl) / f"{site}-{crawl_of(crawl).id}.warc.gz"
 
-    def image_manifest(self, day: date, site: str) -> Path:
-        """Which images one site's lot pages showed on ``day`` (JSON lines)."""
-        return self.warc_dir(day) / f"{site}-{day.isoformat()}.images.jsonl"
+    def image_manifest(self, crawl: date | CrawlId, site: str) -> Path:
+        """Which images one site's lot pages showed on ``crawl`` (JSON lines)."""
+        return self.warc_dir(crawl) / f"{site}-{crawl_of(crawl).id}.images.jsonl"
 
-    def failures_file(self, day: date, site: str) -> Path:
-        """The URLs one site's crawl of ``day`` could not fetch, with the reason (JSON lines)."""
-        return self.warc_dir(day) / f"{site}-{day.isoformat()}.failures.jsonl"
+    def failures_file(self, crawl: date | CrawlId, site: str) -> Path:
+        """The URLs one site's ``crawl`` could not fetch, with the reason (JSON lines)."""
+        return self.warc_dir(crawl) / f"{site}-{crawl_of(crawl).id}.failures.jsonl"
 
-    def quarantine_file(self, day: date, site: str) -> Path:
-        """Lots of one site and day held back by a layout check (JSON lines)."""
-        return self.path / "quarantine" / day.isoformat() / f"{site}.jsonl"
+    def quarantine_file(self, crawl: date | CrawlId, site: str) -> Path:
+        """Lots of one site and crawl held back by a layout check (JSON lines)."""
+        return self.path / "quarantine" / crawl_of(crawl).id / f"{site}.jsonl"
 
     def image_path(self, digest: str) -> Path:
         """Content-addressed location of an image with sha256 ``digest``."""
         return self.path / "images" / "sha256" / digest[:2] / digest
 
-    def sellers_file(self, day: date, site: str) -> Path:
-        """The clean seller profiles of ``site`` read on ``day`` (beside its lots)."""
-        return sellers_beside(self.processed_file(day, site))
+    def sellers_file(self, crawl: date | CrawlId, site: str) -> Path:
+        """The clean seller profiles of ``site`` read on ``crawl`` (beside its lots)."""
+        return sellers_beside(self.processed_file(crawl, site))
 
-    def held_sellers_file(self, day: date, site: str) -> Path:
-        """The seller profiles of ``site`` on ``day`` whose fields could not be read."""
-        return self.path / "quarantine" / day.isoformat() / f"{site}.sellers.jsonl"
+    def held_sellers_file(self, crawl: date | CrawlId, site: str) -> Path:
+        """The seller profiles of ``site`` on ``crawl`` whose fields could not be read."""
+        return self.path / "quarantine" / crawl_of(crawl).id / f"{site}.sellers.jsonl"
 
-    def processed_file(self, day: date, site: str) -> Path:
-        """One site's clean lots for ``day`` (JSON lines)."""
-        return self.path / "processed" / day.isoformat() / f"{site}.jsonl"
+    def processed_file(self, crawl: date | CrawlId, site: str) -> Path:
+        """One site's clean lots of ``crawl`` (JSON lines)."""
+        return self.path / "processed" / crawl_of(crawl).id / f"{site}.jsonl"
 
     def archive_dir(self, day: date) -> Path:
         """The day's archive bag."""

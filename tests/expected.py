@@ -41,24 +41,18 @@ def all_lots(config: DemoConfig, day: date) -> set[tuple[str, str]]:
 
 
 def lifecycle(lot: MarketLot) -> dict[str, Any]:
-    """The lifecycle columns the site file of ``lot``'s marketplace stores for it: what the
-    lot's demo pages state, and None for what they do not (eBay's listing page states no
-    status; LiveAuctioneers gives no end time, the lots close one after another in the live
-    sale; only eBay offers Buy It Now)."""
-    status = "sold" if lot.sold else "unsold" if lot.closed else "open"
-    common = {"bid_count": lot.bid_count, "start_time": lot.start_time}
+    """The lifecycle columns the site file of ``lot``'s marketplace stores for it as of the
+    catalogue's market time: what the lot's demo pages state, and None for what they do not
+    (LiveAuctioneers gives no end time, its lots are hammered one after another in the live
+    sale; only eBay offers Buy It Now; eBay states no starting price or reserve)."""
+    sold = {"sold": True, "unsold": False, "withdrawn": False}.get(lot.status)
+    common = {"status": lot.status, "sold": sold, "bid_count": lot.bid_count,
+              "start_time": lot.start_time,
+              "sold_price": lot.price if lot.status == "sold" else None}  # fmt: skip
     if lot.marketplace == "ebay":
-        return {
-            **common,
-            "status": None,
-            "sold": None,
-            "end_time": lot.end_time,
-            "starting_price": None,
-            "reserve_met": None,
-            "buy_now_price": lot.buy_now_price,
-        }
-    return {**common, "status": status, "sold": lot.sold if lot.closed else None,
-            "end_time": lot.end_time if lot.marketplace == "catawiki" else None,
+        return {**common, "end_time": lot.end_time, "starting_price": None,
+                "reserve_met": None, "buy_now_price": lot.buy_now_price}  # fmt: skip
+    return {**common, "end_time": lot.end_time if lot.marketplace == "catawiki" else None,
             "starting_price": lot.starting_price, "reserve_met": lot.reserve_price_met,
             "buy_now_price": None}  # fmt: skip
 

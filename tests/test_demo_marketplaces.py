@@ -313,8 +313,8 @@ def test_liveauctioneers_item_page_holds_objects_keyed_by_id(
         bidding = state["biddingInfo"]["byId"][lot.lot_id]
         assert (bidding["leadingBid"], bidding["bidCount"]) == (int(lot.price), lot.bid_count)
         catalog = state["catalog"]["byId"][str(item["catalogId"])]
-        assert catalog["saleStartTs"] == int(sale_start(lot.seller).timestamp())
-        assert lot.start_time < sale_start(lot.seller) < lot.end_time
+        assert catalog["saleStartTs"] == int(sale_start(lot).timestamp())
+        assert lot.start_time < sale_start(lot) < lot.end_time
         assert state["seller"]["byId"][str(item["sellerId"])]["name"] == lot.seller.name
         assert (item["lowBidEstimate"], item["highBidEstimate"]) == (
             int(lot.estimate_low or 0),

@@ -390,7 +390,7 @@ def test_a_rule_that_cannot_work_is_one_line_before_any_request(
     ("options", "fragment"),
     [
         (["--kind", "follow:bids"], "the site has no follow-up 'bids' (its follow-ups: bidding)"),
-        (["--kind", "api"], "expected one of lot, listing, search or follow:NAME"),
+        (["--kind", "api"], "expected one of lot, listing, search, seller or follow:NAME"),
         (["--resource", "bids=x.json"], "the site has no follow-up 'bids'"),
         (["--resource", "bidding"], "expected NAME=FILE"),
         (["--resource", "bidding=missing.json"], "cannot read --resource bidding missing.json"),
@@ -465,3 +465,29 @@ def test_text_that_is_neither_json_nor_javascript_is_named_in_its_step(tmp_path:
     assert title[2].endswith("<- the text is neither JSON nor a JavaScript literal")
     with pytest.raises(CheckError, match="follow:NAME"):
         check_site(path, str(page), "follow")
+
+
+@pytest.mark.timeout(60)
+def test_a_seller_profile_page_shows_each_rule_and_the_seller_record(
+    cli: Cli, demo: DemoSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEMO_SITE_URL", demo.url)
+    seller = MarketCatalogue().sellers("liveauctioneers")[0]
+    url = f"{demo.url}/liveauctioneers/auctioneer/{seller.seller_id}/{seller.slug}"
+    file = str(SITES_DIR / "liveauctioneers.yaml")
+    code, out, err = cli("sites", "check", file, "--page", url, "--kind", "seller")
+    assert code == 0, err
+    assert f"seller page {url}:" in out and "seller: ok" in out
+    assert _block(out, "  followers")[-1].strip() == f"-> {str(seller.liveauctioneers.followers)!r}"
+    assert f"  name               {seller.name!r}" in out
+    assert f"  rating             Decimal('{seller.liveauctioneers.rating}')" in out
+
+    # The same page saved with a rating the scale cannot hold: the seller is INVALID.
+    saved = tmp_path / "profile.html"
+    text = httpx.get(url).text
+    rating = f'"overall":{seller.liveauctioneers.rating}'
+    assert rating in text
+    saved.write_text(text.replace(rating, '"overall":7.5'), encoding="utf-8")
+    code, out, err = cli("sites", "check", file, "--page", str(saved), "--kind", "seller")
+    assert code == 0, err
+    assert "seller: INVALID" in out and "above its scale of 5" in out

@@ -14,7 +14,7 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 
@@ -39,6 +39,10 @@ class DemoConfig:
     search_page_size: int = 8
     renamed_slugs: frozenset[str] = field(default_factory=frozenset)
     renamed_json_key: frozenset[str] = field(default_factory=frozenset)
+    # The marketplaces' clock: the moment their pages show (aware; None is the demo's base
+    # time, 2026-03-14T18:00Z), and open lots their searches leave out (re-ranked listings).
+    market_time: datetime | None = None
+    hidden_from_search: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         """Reject settings that would make the site meaningless, naming the setting."""
@@ -64,15 +68,36 @@ class DemoConfig:
             )
         if self.search_page_size < 1:
             raise ValueError(f"search_page_size must be at least 1, got {self.search_page_size}")
-        bad_ids = sorted(i for i in self.renamed_slugs if not i.isdigit())
-        if bad_ids:
-            raise ValueError(f"renamed_slugs takes marketplace lot ids (digits), got {bad_ids}")
+        for name in ("renamed_slugs", "hidden_from_search"):
+            bad_ids = sorted(i for i in getattr(self, name) if not i.isdigit())
+            if bad_ids:
+                raise ValueError(f"{name} takes marketplace lot ids (digits), got {bad_ids}")
+        self._check_market_time()
         unknown_markets = sorted(self.renamed_json_key - set(MARKETPLACES))
         if unknown_markets:
             raise ValueError(
                 f"renamed_json_key takes marketplace names, got {unknown_markets}; "
                 f"known: {', '.join(MARKETPLACES)}"
             )
+
+    def _check_market_time(self) -> None:
+        """Refuse a market time that is not an aware datetime; store it in UTC."""
+        moment = self.market_time
+        if moment is None:
+            return
+        if not isinstance(moment, datetime):
+            raise ValueError(
+                f"market_time must be a timezone-aware datetime, e.g. "
+                f"datetime(2026, 3, 15, 12, tzinfo=UTC), got {moment!r}"
+            )
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(
+                f"market_time must be timezone-aware (UTC), got the naive {moment.isoformat()}; "
+                "add tzinfo=UTC"
+            )
+        if not 2000 <= moment.year <= 2100:
+            raise ValueError(f"market_time must lie in 2000-2100, got {moment.isoformat()}")
+        object.__setattr__(self, "market_time", moment.astimezone(UTC))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ the bidding API (``/buyer/api/v2/lots/ID/bidding?currency_code=EUR`` -> ``{"bidd
 {...}}``) and the bid count from ``/buyer/api/v1/lots/ID/bids`` (``meta.total``). Amounts are
 EUR numbers; the experts' estimate is given in several currencies. The lot page's seller
 sidebar (``LotsFromSellerSidebar``) and the seller page (``/u/ID``, a ``SellerProfile``
-component) hold the same seller object in their ``data-props``.
+component) hold the same seller object in their ``data-props``. Searches find lots open for
+bids only; a closed lot's page and APIs stay up with its result: the bidding API's
+``closed``, ``sold`` and ``withdrawn`` flags, the dataLayer's ``lot_state`` (bidding, closed,
+withdrawn) and, for a withdrawn lot, a notice in the page.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from sites.demo.embed import document, e, iso_z, number, script_json
+from sites.demo.market_lot import bid_amount, bid_times
 from sites.demo.marketplaces import RENAMED_KEYS, MarketCatalogue, MarketLot
 from sites.demo.sellers import Seller, seller_path, slugify
 
@@ -29,6 +33,19 @@ _CATEGORY = (339, "African & Tribal art")
 _KINDS = (("mask", "Masks"), ("headdress", "Masks"), ("figure", "Sculptures"),
           ("head", "Sculptures"), ("textile", "Textiles"), ("cloth", "Textiles"),
           ("apron", "Textiles"))  # fmt: skip
+
+
+LOT_STATES: dict[str, str] = {
+    "open": "bidding",
+    "sold": "closed",
+    "unsold": "closed",
+    "withdrawn": "withdrawn",
+}
+"""The lot page's dataLayer ``lot_state`` by the lot's status (upcoming lots have no page)."""
+
+WITHDRAWN_NOTICE = "This lot has been withdrawn by the seller and is no longer available."
+_AVAILABILITY = {"upcoming": "PreOrder", "open": "InStock", "sold": "SoldOut",
+                 "unsold": "OutOfStock", "withdrawn": "Discontinued"}  # fmt: skip
 
 
 def search_path(query: str, page: int) -> str:
@@ -95,6 +112,7 @@ def bidding_json(lot: MarketLot) -> bytes:
                 "reserve_price_met": lot.reserve_price_met,
                 "closed": lot.closed,
                 "sold": lot.sold,
+                "withdrawn": lot.status == "withdrawn",
                 "bidding_start_time": iso_z(lot.start_time, millis=True),
                 "bidding_end_time": iso_z(lot.end_time, millis=True),
             }
@@ -103,15 +121,16 @@ def bidding_json(lot: MarketLot) -> bytes:
 
 
 def bids_json(lot: MarketLot) -> bytes:
-    """The bids API's answer for ``lot``: newest bid first, the newest at the current bid."""
+    """The bids API's answer for ``lot``: the bids placed so far, newest first (the newest at
+    the current bid)."""
     count = lot.bid_count
-    step = (lot.price - lot.starting_price) / count if count else Decimal(0)
+    times = bid_times(lot)
     bids = [
         {
             "id": int(lot.lot_id) * 100 + n,
-            "amount": number((lot.starting_price + step * n).quantize(Decimal(1))),
+            "amount": number(bid_amount(lot, n)),
             "currency_code": "EUR",
-            "created_at": iso_z(lot.start_time + (lot.end_time - lot.start_time) * n / (count + 1)),
+            "created_at": iso_z(times[n - 1]),
             "bidder": {"token": f"Bidder {1000 + (int(lot.lot_id) + n * 37) % 9000}"},
         }
         for n in range(count, 0, -1)
@@ -183,7 +202,7 @@ def _ld_blocks(lot: MarketLot) -> str:
             "@type": "Offer",
             "priceCurrency": "EUR",
             "price": number(lot.price),
-            "availability": f"https://schema.org/{'SoldOut' if lot.closed else 'InStock'}",
+            "availability": f"https://schema.org/{_AVAILABILITY[lot.status]}",
         },
     }
     return "".join(
@@ -246,7 +265,7 @@ def render_lot(catalogue: MarketCatalogue, lot: MarketLot, renamed_key: bool = F
         "auction_id": int(lot.sale_id),
         "BiddingStartTime": iso_z(lot.start_time),
         "BiddingEndTime": iso_z(lot.end_time),
-        "lot_state": "closed" if lot.closed else "bidding",
+        "lot_state": LOT_STATES.get(lot.status, "bidding"),
     }
     head = (
         f'<link rel="canonical" href="{e(lot.path)}">\n{_ld_blocks(lot)}'
@@ -254,12 +273,17 @@ def render_lot(catalogue: MarketCatalogue, lot: MarketLot, renamed_key: bool = F
     )
     props = json.dumps(_props(lot, renamed_key), ensure_ascii=False, separators=(",", ":"))
     sidebar = json.dumps(_sidebar(catalogue, lot), ensure_ascii=False, separators=(",", ":"))
+    notice = (
+        f'<p class="lot-withdrawn-notice">{e(WITHDRAWN_NOTICE)}</p>'
+        if lot.status == "withdrawn"
+        else ""
+    )
     body = (
         f'<div class="lot-details-page-wrapper" data-react-component="LotDetailsPage" '
         f'data-props="{e(props)}"></div>\n'
         f'<div class="lot-page-sidebar" data-react-component="LotsFromSellerSidebar" '
         f'data-props="{e(sidebar)}"></div>\n'
-        f'<noscript><h1 class="lot-title">{e(lot.title)}</h1>'
+        f'<noscript><h1 class="lot-title">{e(lot.title)}</h1>{notice}'
         f'<a class="seller-name" href="{e(seller_path("catawiki", lot.seller))}">'
         f"{e(lot.seller.name)}</a></noscript>\n"
     )

@@ -10,7 +10,12 @@ may appear in several widgets, ``null`` in one and set in another) and its descr
 iframe under ``div#desc_div`` whose ``src`` is a separate page; its seller box links the
 member page ``/usr/NAME`` (name, feedback score, location, member since, percent positive,
 "about" text). As on eBay, a result page past the last one repeats the last one, so a crawl
-stops on "no new result".
+stops on "no new result". Results are active listings only; an ended listing's page stays up
+and says so: a message in ``div#msgPanel span.msgTextAlign`` ("Bidding has ended on this
+item." or "This listing was ended by the seller because the item is no longer available."),
+the price label in ``div.vi-price-label`` ("Current bid:", "Starting bid:", "Winning bid:")
+and, in the item summary widget, ``listingStatus`` (ACTIVE, ENDED) and ``endReason`` (null
+while active; SOLD, NO_WINNING_BID or NOT_AVAILABLE).
 """
 
 from __future__ import annotations
@@ -59,6 +64,30 @@ def _tracked(lot: MarketLot, query: str, page: int, position: int, sponsored: bo
         f"{lot.path}?hash=item{int(lot.lot_id):x}:g:{lot.image_names[0]}&_trkparms={algo}"
         f"&amdata=enc%3AAQAH{tag}&_trksid=p2047675.m570.l1313"
     )
+
+
+ENDED_MESSAGES: dict[str, str] = {
+    "sold": "Bidding has ended on this item.",
+    "unsold": "Bidding has ended on this item.",
+    "withdrawn": "This listing was ended by the seller because the item is no longer available.",
+}
+"""The message an ended listing's page shows in ``div#msgPanel``, by status."""
+
+END_REASONS: dict[str, str | None] = {
+    "open": None,
+    "sold": "SOLD",
+    "unsold": "NO_WINNING_BID",
+    "withdrawn": "NOT_AVAILABLE",
+}
+"""The item summary widget's ``endReason`` by status (``listingStatus`` is ACTIVE or ENDED)."""
+
+
+def price_label(lot: MarketLot) -> str:
+    """The label before the item page's price: ``Current bid:``, ``Starting bid:`` (no bid)
+    or, once sold, ``Winning bid:``."""
+    if lot.sold:
+        return "Winning bid:"
+    return "Current bid:" if lot.bid_count else "Starting bid:"
 
 
 def _bids(count: int) -> str:
@@ -171,6 +200,8 @@ def _widgets(lot: MarketLot, renamed: bool) -> tuple[str, str]:
         "totalQty": 1,
         "videoUrl": None,
         "vatIncluded": False,
+        "listingStatus": "ENDED" if lot.closed else "ACTIVE",
+        "endReason": END_REASONS.get(lot.status),
         "bidPriceDouble": None,  # filled in by the bid layer below, as on eBay
         "binPriceDouble": None,
     }
@@ -206,10 +237,17 @@ def render_item(catalogue: MarketCatalogue, lot: MarketLot, renamed_key: bool = 
     """The item page of ``lot``; ``renamed_key`` renames its price key (a layout change)."""
     first, second = _widgets(lot, renamed_key)
     merch = _merch(catalogue.related(lot))
+    message = ENDED_MESSAGES.get(lot.status)
+    panel = (
+        f'<div id="msgPanel" class="msgPad"><span class="msgTextAlign">{e(message)}</span></div>\n'
+        if message
+        else ""
+    )
     body = (
-        '<div id="CenterPanelInternal">\n'
+        f'<div id="CenterPanelInternal">\n{panel}'
         '<h1 class="it-ttl" itemprop="name" id="itemTitle"><span class="g-hdn">Details about'
         f"  &nbsp;</span>{e(lot.title)}</h1>\n"
+        f'<div class="u-flL vi-price-label">{price_label(lot)}</div>'
         '<div class="u-flL w29 vi-price"><span class="notranslate" id="prcIsum_bidPrice" '
         f'itemprop="price" content="{number(lot.price)}">{e(money(lot.currency, lot.price))}'
         f'</span> <a id="vi-VR-bid-lnk"><span id="qty-test">{lot.bid_count}</span> '

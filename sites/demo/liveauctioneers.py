@@ -11,17 +11,22 @@ entry; an item page (``/item/ID_slug``) holds ``item``, ``itemDetail``, ``biddin
 header links the auctioneer page (``/auctioneer/ID/slug``), whose state holds
 ``sellerDetail``, ``sellerRatings`` and ``sellerFollowerCount``. Amounts are USD numbers;
 images are thumbnail ``<img>``s whose class starts ``Thumbnail__StyledThumbnailImage``. Past
-the last page ``itemIds`` is empty.
+the last page ``itemIds`` is empty. A lot is listed when its catalog is published (absentee
+bids from then) and hammered in the live sale; searches show the lots not yet hammered. Its
+``biddingInfo`` states the result: ``lotStatus`` online, sold, passed or withdrawn (with
+``isClosed``, ``isPassed``, ``isWithdrawn``, ``salePrice``, ``leadingBid``, ``bidCount``), and
+the ``catalog`` its sale's ``catalogStatus`` (online, live, done).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote_plus
 
 from sites.demo.embed import document, e, iso_z, number, script_json
-from sites.demo.marketplaces import RENAMED_KEYS, MarketCatalogue, MarketLot, sale_start
+from sites.demo.marketplaces import RENAMED_KEYS, MarketCatalogue, MarketLot, live_sale
 from sites.demo.sellers import Seller, seller_path
 
 UNDEFINED = "\x00undefined"
@@ -69,6 +74,17 @@ def _item(lot: MarketLot, renamed: bool) -> dict[str, Any]:
     return item
 
 
+LOT_STATUSES: dict[str, str] = {
+    "open": "online",
+    "sold": "sold",
+    "unsold": "passed",
+    "withdrawn": "withdrawn",
+}
+"""``biddingInfo.lotStatus`` by the lot's status (upcoming lots have no page)."""
+
+_LIVE_SALE_LENGTH = timedelta(hours=2)  # every demo sale is hammered within it
+
+
 def _bidding(lot: MarketLot) -> dict[str, Any]:
     return {
         "itemId": int(lot.lot_id),
@@ -76,20 +92,26 @@ def _bidding(lot: MarketLot) -> dict[str, Any]:
         "leadingBid": number(lot.price),
         "salePrice": number(lot.price) if lot.sold else 0,
         "isClosed": lot.closed,
-        "isPassed": lot.closed and not lot.sold,
+        "isPassed": lot.status == "unsold",
+        "isWithdrawn": lot.status == "withdrawn",
         "isReserveMet": lot.reserve_price_met,
         "soldDate": int(lot.end_time.timestamp()) if lot.sold else 0,
-        "lotStatus": "sold" if lot.sold else "passed" if lot.closed else "online",
+        "lotStatus": LOT_STATUSES.get(lot.status, "online"),
     }
 
 
 def _catalog(lot: MarketLot) -> dict[str, Any]:
+    sale = live_sale(lot.sale_id)
+    if lot.as_of < sale.starts:
+        status = "online"  # absentee bidding
+    else:
+        status = "live" if lot.as_of < sale.starts + _LIVE_SALE_LENGTH else "done"
     return {
         "catalogId": int(lot.sale_id),
         "sellerId": int(lot.seller.seller_id),
-        "title": f"{lot.seller.name}: African, Oceanic & Tribal Art",
-        "saleStartTs": int(sale_start(lot.seller).timestamp()),  # lots close during the sale
-        "catalogStatus": "online",
+        "title": sale.title,
+        "saleStartTs": int(sale.starts.timestamp()),  # lots close during the sale
+        "catalogStatus": status,
     }
 
 
@@ -251,7 +273,7 @@ def render_auctioneer(catalogue: MarketCatalogue, seller: Seller) -> str:
         f'<span class="RatingsCounter__blue-sc-1y5x8kr-2 blue">({count})</span></div>'
         for n, count in zip((5, 4, 3, 2, 1), facts.star_counts, strict=True)
     )
-    lots = [lot for lot in catalogue.lots(MARKET) if lot.seller == seller]
+    lots = [lot for lot in catalogue.open_lots(MARKET) if lot.seller == seller]
     cards = "".join(
         f'<a class="item-title" href="{e(lot.path)}">{e(lot.title)}</a>\n' for lot in lots[:12]
     )

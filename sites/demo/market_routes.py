@@ -16,7 +16,9 @@ the reply depends on the configuration and the request target alone.
 
 A LiveAuctioneers or Catawiki lot, or a LiveAuctioneers auctioneer, asked for under another
 slug (an old one, or none) answers 301 to its canonical URL, as those platforms do. Seller
-pages exist for the sellers with lots (``MarketCatalogue.sellers``); other ids are 404.
+pages exist for the sellers with lots (``MarketCatalogue.sellers``); other ids are 404. Pages
+are as of the configuration's ``market_time``: a lot not listed yet is 404 (pages, APIs and
+images); a closed or withdrawn lot keeps its pages, which show the result.
 """
 
 from __future__ import annotations
@@ -117,10 +119,10 @@ def _ebay(
                 return None
             return _html(ebay.render_search(market, _param(params, "_nkw"), page))
         case ["itm", lot_id] | ["itm", _, lot_id]:
-            lot = market.lot("ebay", lot_id)
+            lot = market.page_lot("ebay", lot_id)
             return None if lot is None else _html(ebay.render_item(market, lot, renamed))
         case ["ws", "eBayISAPI.dll"] if "ViewItemDescV4" in params:
-            lot = market.lot("ebay", _param(params, "item"))
+            lot = market.page_lot("ebay", _param(params, "item"))
             return None if lot is None else _html(ebay.render_description(lot))
         case ["usr", name]:
             page_text = ebay.render_seller(market, name)
@@ -145,7 +147,7 @@ def _liveauctioneers(
             query = _param(params, "keyword")
             return _html(liveauctioneers.render_search(market, query, page, renamed))
         case ["item", ref]:
-            lot = market.lot("liveauctioneers", ref.split("_", 1)[0])
+            lot = market.page_lot("liveauctioneers", ref.split("_", 1)[0])
             if lot is None:
                 return None
             if ref != f"{lot.lot_id}_{lot.slug}":
@@ -180,21 +182,21 @@ def _catawiki(
             currency = _param(params, "currency_code") or "EUR"
             if currency != "EUR":
                 return _json_error(422, f"currency_code {currency!r} is not supported: use EUR")
-            lot = market.lot("catawiki", lot_id)
+            lot = market.page_lot("catawiki", lot_id)
             return (
                 _json_error(404, "lot not found")
                 if lot is None
                 else _json(catawiki.bidding_json(lot))
             )
         case ["buyer", "api", "v1", "lots", lot_id, "bids"]:
-            lot = market.lot("catawiki", lot_id)
+            lot = market.page_lot("catawiki", lot_id)
             return (
                 _json_error(404, "lot not found") if lot is None else _json(catawiki.bids_json(lot))
             )
         case ["buyer", *_]:
             return _json_error(404, "not found")
         case ["l", ref]:
-            lot = market.lot("catawiki", ref.split("-", 1)[0])
+            lot = market.page_lot("catawiki", ref.split("-", 1)[0])
             if lot is None:
                 return None
             if ref != f"{lot.lot_id}-{lot.slug}":

@@ -11,6 +11,7 @@ Run it by hand with ``python -m sites.demo.server --port 8765``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import logging
 import random
@@ -28,7 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
 from sites.demo.market_routes import MARKET_SEARCHES, route_marketplace
-from sites.demo.marketplaces import market_catalogue
+from sites.demo.marketplaces import MarketCatalogue, market_catalogue
 from sites.demo.pages import render_index, render_listing, render_lot, render_robots
 
 log = logging.getLogger(__name__)
@@ -131,13 +132,14 @@ class _Faults:
     """
 
     def __init__(self, config: DemoConfig) -> None:
-        self._config = config
         self._rng = random.Random(f"demo-faults/{config.seed}")
         self._lock = threading.Lock()
 
-    def reply_for(self, target: str) -> Reply | None:
-        """The error reply for this request, or None when it should be served normally."""
-        config = self._config
+    def reply_for(self, config: DemoConfig, target: str) -> Reply | None:
+        """The error reply for this request under ``config``, or None to serve it normally.
+
+        The generator is the site's for its whole life: reconfiguring keeps its sequence.
+        """
         segments = unquote(urlsplit(target).path).split("/")[1:]
         house = segments[1] if segments[:1] == ["images"] and len(segments) > 1 else segments[0]
         if house in config.unreachable:
@@ -167,9 +169,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, with_body: bool) -> None:
         site = cast(_Server, self.server).site
         site._record(self.path)
-        if site.config.latency > 0:
-            time.sleep(site.config.latency)
-        reply = site._faults.reply_for(self.path) or route(site.catalogue, self.path)
+        served = site._served  # one configuration for the whole request, even if swapped
+        if served.config.latency > 0:
+            time.sleep(served.config.latency)
+        reply = site._faults.reply_for(served.config, self.path) or route(
+            served.catalogue, self.path
+        )
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
@@ -213,26 +218,77 @@ class _Server(ThreadingHTTPServer):
         self.site = site
 
 
+@dataclass(frozen=True)
+class _Served:
+    """What the site serves from: one configuration and the catalogues built from it."""
+
+    config: DemoConfig
+    catalogue: Catalogue
+    market_catalogue: MarketCatalogue
+
+    @classmethod
+    def of(cls, config: DemoConfig) -> _Served:
+        """Both catalogues for ``config``; raises ValueError on a bad marketplace knob."""
+        return cls(config, Catalogue(config), market_catalogue(config))
+
+
 class DemoSite:
     """The demo auction site served from a background thread; use it as a context manager.
 
-    ``with DemoSite(DemoConfig(lots_per_sale=5)) as site: httpx.get(site.url + "/robots.txt")``
+    ``with DemoSite(DemoConfig(lots_per_sale=5)) as site: httpx.get(site.url + "/robots.txt")``;
+    ``site.reconfigure(market_time=...)`` moves the marketplaces' clock between requests.
     """
 
     def __init__(
         self, config: DemoConfig | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
         """Prepare a site for ``config``; port 0 picks a free port when the site starts."""
-        self.config = config or DemoConfig()
-        self.catalogue = Catalogue(self.config)
-        self.market_catalogue = market_catalogue(self.config)  # raises on a bad marketplace knob
+        self._served = _Served.of(config or DemoConfig())
         self.host = host
         self.port = port
-        self._faults = _Faults(self.config)
+        self._faults = _Faults(self._served.config)
         self._paths: list[str] = []
         self._lock = threading.Lock()
+        self._config_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def config(self) -> DemoConfig:
+        """The configuration the next request is served from."""
+        return self._served.config
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The houses' catalogue of the current configuration."""
+        return self._served.catalogue
+
+    @property
+    def market_catalogue(self) -> MarketCatalogue:
+        """The marketplaces' catalogue of the current configuration (as of its market time)."""
+        return self._served.market_catalogue
+
+    def reconfigure(self, **changes: object) -> DemoConfig:
+        """Serve ``dataclasses.replace(config, **changes)`` from the next request on; return it.
+
+        Atomic and thread-safe: the new configuration and its catalogues are built first (a
+        bad value raises and changes nothing), then swapped in one step; a request already
+        being served finishes with the configuration it started with. The fault generator
+        carries on its sequence. E.g. ``site.reconfigure(market_time=datetime(2026, 3, 15,
+        12, tzinfo=UTC))``.
+        """
+        known = {f.name for f in dataclasses.fields(DemoConfig)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(
+                f"DemoSite.reconfigure: unknown DemoConfig field(s) {unknown}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        with self._config_lock:
+            served = _Served.of(dataclasses.replace(self._served.config, **changes))  # type: ignore[arg-type]
+            self._served = served
+        log.info("demo site reconfigured: %s", ", ".join(f"{k}={v!r}" for k, v in changes.items()))
+        return served.config
 
     @property
     def url(self) -> str:
