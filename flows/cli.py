@@ -28,6 +28,7 @@ from infra.prefect_api import PrefectApiError, configured_api_url
 from infra.profiles import ProfileError
 from infra.slurm import SlurmCommandError
 from sites.loader import SiteDefinitionError
+from tasks.crawlid import at_time
 from tasks.politeness import FetchError
 from tasks.runlock import DataRootBusy, LockingUnsupported
 
@@ -56,6 +57,15 @@ def _iso_date(text: str) -> date:
     if day is None or not EARLIEST_DATE <= day <= latest:
         raise argparse.ArgumentTypeError(f"invalid date {text!r}: {expected}")
     return day
+
+
+def _utc_time(text: str) -> str:
+    """An ``--at`` argument: a UTC time of day, HH:MM (checked here, used by the flow)."""
+    try:
+        at_time(date.today(), text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _data_root(text: str) -> Path:
@@ -101,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument(
         "--rescrape", action="store_true", help="fetch sites again even if the day was scraped"
+    )
+    run.add_argument(
+        "--at",
+        type=_utc_time,
+        default=None,
+        metavar="HH:MM",
+        help="this crawl's UTC time, for sites crawled several times a day (each crawl keeps "
+        "its own backups and observations); default: the day's one crawl",
     )
 
     again = commands.add_parser(
@@ -281,8 +299,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the pipeline once on the given profile."""
     summary = run_pipeline(
-        args.profile, args.date, args.sites, args.data_root, rescrape=args.rescrape
-    )
+        args.profile, args.date, args.sites, args.data_root, rescrape=args.rescrape,
+        crawl_at=args.at,
+    )  # fmt: skip
     return _emit(summary, args.json)
 
 

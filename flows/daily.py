@@ -15,11 +15,13 @@ from typing import Any
 
 from prefect import flow
 from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed
 
-from flows.stages import EXPECTED_DURATIONS, Run, outcome, scrape_task
+from flows.stages import EXPECTED_DURATIONS, Run, outcome
 from infra.profiles import load_profile
 from infra.runner import ProfileTaskRunner
+from tasks.crawlid import CrawlId, at_time, scheduled
 from tasks.process import ProcessReport
 from tasks.storage import default_data_root
 
@@ -35,6 +37,7 @@ def daily_pipeline(
     profile: str = "local",
     data_root: str | None = None,
     rescrape: bool = False,
+    crawl_at: str | None = None,
 ) -> State[Any]:
     """Scrape, process, load and archive one day's auction sales.
 
@@ -44,15 +47,15 @@ def daily_pipeline(
         profile: cluster profile from ``infra/profiles.yaml``: local, dev or prod.
         data_root: where backups, database and archive live (default: ``data/``).
         rescrape: fetch sites again even if the day's page backup exists.
+        crawl_at: for sites crawled several times a day, this crawl's UTC time ("06:00"),
+            or "scheduled": the run's scheduled start (day and time). Each crawl keeps its
+            own backups and observations; unset, the run is the day's one crawl.
     """
     load_profile(profile)  # a bad profile fails the run here, before any data is touched
-    day = date or dt.date.today()
+    crawl = crawl_for(date, crawl_at)
     root = Path(data_root) if data_root else default_data_root()
-    with Run.start(day, root, sites) as run:
-        scrapes = {
-            scrape_task.submit(site, day, run.data_root, rescrape): name
-            for name, site in run.sites.items()
-        }
+    with Run.start(crawl.day, root, sites, crawl) as run:
+        scrapes = {run.submit_scrape(name, rescrape): name for name in run.sites}
         processing: dict[PrefectFuture[ProcessReport], str] = {}
         for future in as_completed(list(scrapes)):
             name = scrapes[future]
@@ -66,3 +69,15 @@ def daily_pipeline(
         run.collect_processing(processing)
         run.load_and_archive()
         return run.final_state()
+
+
+def crawl_for(day: dt.date | None, crawl_at: str | None) -> CrawlId:
+    """The crawl a run makes: the day's own (``crawl_at`` unset), the day at a UTC time, or
+    the flow run's scheduled start ("scheduled"); ValueError for any other ``crawl_at``."""
+    if crawl_at == "scheduled":
+        context = FlowRunContext.get()
+        run = context.flow_run if context else None
+        start = run.expected_start_time if run else None
+        return scheduled(start or dt.datetime.now(dt.UTC))
+    chosen = day or dt.date.today()
+    return CrawlId(chosen) if crawl_at is None else at_time(chosen, crawl_at)

@@ -1,8 +1,9 @@
 """Re-extract a past day from its stored page backups, without touching the sites.
 
 After a selector fix in ``sites/<name>.yaml`` (say, because the layout check quarantined a
-day), this flow processes the day's WARC files again, loads the result (replacing that day's
-observations) and rebuilds the day's archive. No request is sent to any auction site.
+day), this flow processes the day's WARC files again, every crawl of the day in time order,
+loads the result (replacing those crawls' observations) and rebuilds the day's archive. No
+request is sent to any auction site.
 """
 
 from __future__ import annotations
@@ -46,19 +47,26 @@ def reprocess_day(
     """
     load_profile(profile)  # a bad profile fails the run here, before any data is touched
     root = Path(data_root) if data_root else default_data_root()
+    crawls = DataRoot(root).crawls_of(date)
     names = sites or backed_up_sites(root, date)
     if not names:
         raise SiteDefinitionError(f"no page backups for {date} in {DataRoot(root).warc_dir(date)}")
     with Run.start(date, root, names) as run:
-        run.collect_processing({run.submit_process(name): name for name in run.sites})
-        run.load_and_archive(drop_sites)
+        # Every crawl of the day in time order, each loaded before the next (the lots'
+        # latest state is the last crawl's); the day's bag once, over all of them.
+        for crawl, backed_up in crawls.items():
+            wanted = [name for name in run.sites if name in backed_up]
+            if not wanted:
+                continue
+            run.crawl, run.processed = crawl, {}
+            run.collect_processing({run.submit_process(name): name for name in wanted})
+            if not run.load():
+                break
+        else:
+            run.archive(drop_sites)
         return run.final_state()
 
 
 def backed_up_sites(root: Path, day: dt.date) -> list[str]:
-    """The sites with a complete WARC file for ``day``."""
-    suffix = f"-{day.isoformat()}.warc.gz"
-    directory = DataRoot(root).warc_dir(day)
-    if not directory.is_dir():
-        return []
-    return sorted(p.name.removesuffix(suffix) for p in directory.glob(f"*{suffix}"))
+    """The sites with a complete WARC file of a crawl of ``day``."""
+    return sorted({name for names in DataRoot(root).crawls_of(day).values() for name in names})

@@ -84,11 +84,13 @@ def run_pipeline(
     data_root: Path | str | None,
     *,
     rescrape: bool = False,
+    crawl_at: str | None = None,
     reprocess: bool = False,
     drop_sites: list[str] | None = None,
 ) -> dict[str, Any]:
     """Validate the input, make sure a Prefect API exists, run the flow; return its summary.
 
+    ``crawl_at`` is the crawl's UTC time (``--at``) for sites crawled several times a day.
     ``reprocess`` runs the reprocess-day flow (stored pages only) instead of the daily one;
     ``drop_sites`` lets it rebuild the day's bag without sites whose backups are gone.
     A flow that raises still gives a summary with the date and every site, each naming why.
@@ -144,6 +146,7 @@ def run_pipeline(
                 profile=profile.name,
                 data_root=str(root),
                 rescrape=rescrape,
+                crawl_at=crawl_at,
                 return_state=True,
             )
         # _sync: a notebook kernel runs an event loop, where result() would return a coroutine.

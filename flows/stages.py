@@ -29,6 +29,7 @@ from flows.progress import ProgressArtifact
 from infra.runner import ProfileTaskRunner
 from sites.loader import SiteDefinition, load_sites
 from tasks.archive import ArchiveReport, archive_day
+from tasks.crawlid import CrawlId
 from tasks.process import ProcessReport, process_site
 from tasks.runinfo import RunPlace, slurm_jobs, where_am_i
 from tasks.runlock import day_lock, lock_warning
@@ -39,6 +40,7 @@ from tasks.store import (
     LoadReport,
     check_database,
     database_url_for,
+    followed_lots,
     load_day,
     recent_lot_counts,
 )
@@ -86,14 +88,20 @@ def located(fn: Callable[P, T]) -> Callable[P, T]:
 
 
 def scrape_with_progress(
-    site: SiteDefinition, day: dt.date, data_root: str, rescrape: bool = False
+    site: SiteDefinition,
+    day: dt.date | CrawlId,
+    data_root: str,
+    rescrape: bool = False,
+    revisit: list[str] | None = None,
 ) -> ScrapeReport:
     """:func:`scrape_site`, showing the lot pages fetched so far as a progress artifact
     (key ``scrape-<site>``) on the site's task run in the UI."""
     progress = ProgressArtifact(
-        f"scrape-{site.name}", f"{site.name}: lot pages fetched for the sale of {day}"
+        f"scrape-{site.name}", f"{site.name}: lot pages fetched for the crawl {day}"
     )
-    return scrape_site(site, day, data_root, rescrape, progress=progress.report)
+    return scrape_site(
+        site, day, data_root, rescrape, progress=progress.report, revisit=revisit or ()
+    )
 
 
 scrape_task = task(name="scrape-site", task_run_name="scrape-{site.name}")(
@@ -149,6 +157,7 @@ class Run:
     flow_run_id: str
     flow_name: str
     sites: dict[str, SiteDefinition]
+    crawl: CrawlId  # which crawl of the day (tasks/crawlid.py)
     failures: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # the run's own: load, archive
     places: list[RunPlace] = field(default_factory=list)
@@ -159,9 +168,12 @@ class Run:
 
     @classmethod
     @contextmanager
-    def start(cls, day: dt.date, data_root: Path, sites: list[str] | None) -> Iterator[Run]:
-        """The record of the current flow run, for ``sites`` (default: all) on ``day``,
-        holding the data root's lock of the day for the block (``tasks/runlock.py``).
+    def start(
+        cls, day: dt.date, data_root: Path, sites: list[str] | None, crawl: CrawlId | None = None
+    ) -> Iterator[Run]:
+        """The record of the current flow run, for ``sites`` (default: all) on ``day``
+        (``crawl``: which crawl of it; default the day's own), holding the data root's lock
+        of the day for the block (``tasks/runlock.py``).
 
         Creates the data root group-private if it is new (``DataRoot.prepare``) and checks
         the database, so an unreachable or damaged one is said now, not after the crawl.
@@ -183,7 +195,21 @@ class Run:
                 flow_run_id=str(context.flow_run.id),
                 flow_name=context.flow.name if context.flow else "",
                 sites={s.name: s for s in load_sites(sites)},
+                crawl=crawl or CrawlId(day),
             )
+
+    def submit_scrape(self, name: str, rescrape: bool) -> PrefectFuture[ScrapeReport]:
+        """Start one site's crawl, with the lots the database follows until they close
+        (``tasks/following.py``; none without a database yet)."""
+        site = self.sites[name]
+        try:
+            revisit = followed_lots(self.database_url, site, self.crawl)
+        except DatabaseConnectionError as exc:
+            get_run_logger().warning("%s: followed lots not revisited: %s", name, exc)
+            revisit = []
+        if revisit:
+            get_run_logger().info("%s: revisiting %d followed lots", name, len(revisit))
+        return scrape_task.submit(site, self.crawl, self.data_root, rescrape, revisit)
 
     def submit_process(self, name: str) -> PrefectFuture[ProcessReport]:
         """Start processing one site's stored pages, with its recent lot counts.
@@ -192,11 +218,11 @@ class Run:
         fail with the connection error, site data staying in its per-site file.
         """
         try:
-            history = recent_lot_counts(self.database_url, name, self.day)
+            history = recent_lot_counts(self.database_url, name, self.crawl)
         except DatabaseConnectionError as exc:
             get_run_logger().warning("%s: lot-count check skipped: %s", name, exc)
             history = []
-        return process_task.submit(self.sites[name], self.day, self.data_root, history)
+        return process_task.submit(self.sites[name], self.crawl, self.data_root, history)
 
     def collect_processing(self, futures: dict[PrefectFuture[ProcessReport], str]) -> None:
         """Wait for process tasks, recording each site's report or failure."""
@@ -216,12 +242,18 @@ class Run:
         with its summary); the archive is not rebuilt after a failed load. ``drop_sites``
         may leave out of the rebuilt bag sites whose backups are gone (``archive_day``).
         """
+        if self.load():
+            self.archive(drop_sites)
+
+    def load(self) -> bool:
+        """Load the current crawl's sites that processed cleanly (one writer); False when
+        nothing was loaded (nothing processed, or the load failed: the run's error)."""
         if not self.processed:
-            return
+            return False
         ok = sorted(self.processed)
         loaded, error = outcome(
             load_task.submit(
-                self.day,
+                self.crawl,
                 [self.sites[n] for n in ok],
                 [self.processed[n].processed_file for n in ok],
                 self.database_url,
@@ -229,11 +261,16 @@ class Run:
         )
         if loaded is None:
             self.errors.append(f"load: {error}")
-            return
+            return False
         self.loaded = loaded
         self.places.append(loaded.place)
         for name, why in loaded.failed_sites.items():
             self.failures[name] = f"load: {why}"
+        return True
+
+    def archive(self, drop_sites: list[str] | None = None) -> None:
+        """Rebuild the day's bag from every crawl of the day (``archive_day``); a failure is
+        the run's error."""
         archived, error = outcome(
             archive_task.submit(
                 self.day,
@@ -276,6 +313,8 @@ class Run:
                     "status": "FAILED" if row["error"] else "ok",
                     "pages": row["pages"],
                     "lots": row["lots"],
+                    "found": row["found"],
+                    "revisited": row["revisited"],
                     "new lots": loaded.new_lots_by_site.get(name, 0) if loaded else 0,
                     "sellers": row["sellers"],
                     "warnings": "; ".join(warnings) or "",
@@ -313,6 +352,8 @@ class Run:
                 "reused_backup": s.reused if s else None,
                 "warnings": list(s.warnings) if s else [],
                 "lots": p.lots if p else 0,
+                "found": s.found if s else 0,
+                "revisited": s.revisited if s else 0,
                 "invalid": p.invalid if p else 0,
                 "sellers": p.sellers if p else 0,
                 "error": self.failures.get(name),
@@ -322,6 +363,7 @@ class Run:
             "flow": self.flow_name,
             "flow_run_id": self.flow_run_id,
             "date": self.day.isoformat(),
+            "crawl": self.crawl.id,
             "data_root": self.data_root,
             "sites": per_site,
             "database": loaded.database if loaded else None,

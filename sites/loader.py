@@ -183,6 +183,11 @@ class SiteDefinition(BaseModel):
         description="where the platform's lot id is (default: the URL's last segment and "
         "query); the database keys lots by it, so a renamed slug is the same lot",
     )
+    follow_days: Annotated[int, Field(ge=0, le=365)] = Field(
+        14,
+        description="how many days after its end a lot without a known result is revisited "
+        "(then it is marked closed-unknown); 0 follows no lot",
+    )
     seller: SellerProfile | None = Field(
         None, description="where a lot's seller's profile page is, and how it is read"
     )

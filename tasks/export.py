@@ -198,6 +198,13 @@ LOT_COLUMNS: list[ColumnSpec] = [
     ),
     ColumnSpec("crawl_date", observations, "date", "YYYY-MM-DD", "day the lot was observed"),
     ColumnSpec(
+        "crawl_id",
+        observations,
+        "text",
+        "YYYY-MM-DD or YYYY-MM-DDTHHMMZ",
+        "the day's last crawl that saw the lot: the day (its one crawl) or the day and UTC time",
+    ),
+    ColumnSpec(
         "lot_number",
         observations,
         "integer",
@@ -224,7 +231,15 @@ LOT_COLUMNS: list[ColumnSpec] = [
 OBSERVATION_COLUMNS: list[ColumnSpec] = [
     ColumnSpec("site", observations, "text", "site name", "site definition of the lot"),
     ColumnSpec("lot_key", observations, "text", "identifier", "the lot within its site"),
+    ColumnSpec("crawl_id", observations, "text", "YYYY-MM-DD[THHMMZ]", "the crawl"),
     ColumnSpec("crawl_date", observations, "date", "YYYY-MM-DD", "day of the observation"),
+    ColumnSpec(
+        "crawl_time",
+        observations,
+        "timestamp",
+        "ISO 8601, UTC",
+        "when a timed crawl started (nominally); empty for a day's one crawl",
+    ),
     *_observed(observations),
     ColumnSpec(
         "raw",
@@ -238,6 +253,7 @@ OBSERVATION_COLUMNS: list[ColumnSpec] = [
 SEARCH_HIT_COLUMNS: list[ColumnSpec] = [
     ColumnSpec("site", search_hits, "text", "site name", "site definition of the lot"),
     ColumnSpec("lot_key", search_hits, "text", "identifier", "the lot within its site"),
+    ColumnSpec("crawl_id", search_hits, "text", "YYYY-MM-DD[THHMMZ]", "the crawl"),
     ColumnSpec("crawl_date", search_hits, "date", "YYYY-MM-DD", "day of the observation"),
     ColumnSpec(
         "query",
@@ -258,6 +274,13 @@ SELLER_COLUMNS: list[ColumnSpec] = [
         "the platform's id of the seller (eBay: user name), as lots name it in seller_id",
     ),
     ColumnSpec("crawl_date", seller_observations, "date", "YYYY-MM-DD", "day the profile was read"),
+    ColumnSpec(
+        "crawl_id",
+        seller_observations,
+        "text",
+        "YYYY-MM-DD[THHMMZ]",
+        "the day's last crawl that read it",
+    ),
     ColumnSpec("url", seller_observations, "text", "absolute URL", "the seller's profile page"),
     ColumnSpec("name", seller_observations, "text", "text", "the seller's name as shown"),
     ColumnSpec(
@@ -303,13 +326,14 @@ SELLER_COLUMNS: list[ColumnSpec] = [
 TABLES: dict[str, tuple[list[ColumnSpec], str]] = {
     "lots": (
         LOT_COLUMNS,
-        "One row per lot observed on the day: what the lot is, and what that day's crawl saw "
-        "of it. Ordered by site, lot_number, lot_key.",
+        "One row per lot observed on the day: what the lot is, and what the day's last crawl "
+        "of it saw. Ordered by site, lot_number, lot_key.",
     ),
     "observations": (
         OBSERVATION_COLUMNS,
-        "The day's observations as stored, one per lot (append-only in the database). "
-        "Ordered by site, lot_key.",
+        "The day's observations as stored, one per lot and crawl (append-only in the "
+        "database; the marketplaces are crawled several times a day). Ordered by site, "
+        "lot_key, crawl_id.",
     ),
     "search_hits": (
         SEARCH_HIT_COLUMNS,
@@ -339,16 +363,35 @@ def _first_seen(table: Table, key: str, day: date) -> Any:
     )
 
 
+def _last_crawl_of_day(table: Table, key: str, day: date) -> Any:
+    """Whether a row is its ``key``'s last crawl of ``day`` (the day's state of it)."""
+    later = table.alias("later")
+    newest = (
+        select(func.max(later.c.crawl_id))
+        .where(
+            later.c.site == table.c.site,
+            later.c[key] == table.c[key],
+            later.c.crawl_date == day,
+        )
+        .scalar_subquery()
+    )
+    return table.c.crawl_id == newest
+
+
 def _day_rows(
     conn: Connection, table: Table, specs: list[ColumnSpec], key: str, day: date, *order: Any
 ) -> list[dict[str, Any]]:
-    """The day's rows of ``table`` (an observations table) in the columns of ``specs``, its
-    ``first_seen`` computed from the earlier observations."""
+    """One row per ``key`` of the day in ``table`` (an observations table): its last crawl
+    of the day, in the columns of ``specs``, ``first_seen`` computed from the earlier ones."""
     columns = [
         _first_seen(table, key, day) if spec.name == "first_seen" else table.c[spec.name]
         for spec in specs
     ]
-    query = select(*columns).where(table.c.crawl_date == day).order_by(*order)
+    query = (
+        select(*columns)
+        .where(table.c.crawl_date == day, _last_crawl_of_day(table, key, day))
+        .order_by(*order)
+    )
     return [dict(row) for row in conn.execute(query).mappings()]
 
 

@@ -27,6 +27,7 @@ from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
 from tasks.chains import Page, page_of
 from tasks.checksums import check_backup, restore_hint
+from tasks.crawlid import CrawlId, crawl_of
 from tasks.extract import RawLot, extract_lot, extract_results, follow_up_urls
 from tasks.normalise import (
     FieldProblem,
@@ -60,6 +61,7 @@ class ProcessReport:
     processed_file: str
     place: RunPlace = field(default_factory=where_am_i)
     sellers: int = 0  # seller profiles read
+    crawl: str = ""  # the crawl's id (tasks/crawlid.py)
 
 
 def fill_rates(site: SiteDefinition, raws: list[RawLot]) -> dict[str, float]:
@@ -237,7 +239,7 @@ def judged_lot_by_lot(site: SiteDefinition) -> SiteDefinition:
 
 
 def _write_sellers(
-    site: SiteDefinition, day: date, root: DataRoot, warc: Path, kept: list[_LotPage]
+    site: SiteDefinition, day: CrawlId, root: DataRoot, warc: Path, kept: list[_LotPage]
 ) -> int:
     """The day's seller profiles, read from the WARC for the sellers its valid lots name,
     to ``processed/`` (readable ones) and ``quarantine/`` (the others, with their reason)."""
@@ -259,23 +261,28 @@ def _write_sellers(
 
 
 def process_site(
-    site: SiteDefinition, day: date, data_root: str, recent_counts: list[int] | None = None
+    site: SiteDefinition,
+    day: date | CrawlId,
+    data_root: str,
+    recent_counts: list[int] | None = None,
 ) -> ProcessReport:
-    """Extract, validate and check the lots of ``site`` for ``day`` from its WARC file.
+    """Extract, validate and check the lots of ``site`` of a crawl (a date: the day's crawl)
+    from its WARC file.
 
     ``recent_counts`` are the site's lot counts of recent runs (most recent first), for the
     item-count check; the caller reads them from the database. A WARC holding no listing or
     search page (lots fetched on demand only) is judged lot by lot
     (:func:`judged_lot_by_lot`), by ``reprocess`` as by the command that fetched them.
     """
+    crawl = crawl_of(day)
     root = DataRoot(Path(data_root))
-    warc = root.warc_file(day, site.name)
+    warc = root.warc_file(crawl, site.name)
     if not warc.exists():
         raise FileNotFoundError(
-            f"{site.name}: no page backup for {day} ({warc} is missing); "
+            f"{site.name}: no page backup for {crawl} ({warc} is missing); "
             "run the pipeline for that day first"
         )
-    check_backup(warc, restore_hint(root, day, warc))  # a damaged backup is never read
+    check_backup(warc, restore_hint(root, crawl.day, warc))  # a damaged backup is never read
     if not holds_crawl(warc):
         site = judged_lot_by_lot(site)
     pages: dict[str, _LotPage] = {}  # by lot identity: the page that counts for the day
@@ -309,7 +316,7 @@ def process_site(
     errors = {lot.url: lot.error for lot in kept if lot.error is not None}
     records = [lot.record for lot in kept if lot.record is not None]
 
-    quarantine = root.quarantine_file(day, site.name)
+    quarantine = root.quarantine_file(crawl, site.name)
     rates = fill_rates(site, raws)
     breaches = check_run(site, raws, rates, len(errors), recent_counts or [])
     # On a breach every lot of the day is held back; otherwise only the invalid ones.
@@ -325,17 +332,18 @@ def process_site(
     if breaches:
         sample = next((u for u in urls if u in errors), urls[0] if urls else warc)
         raise LayoutChangeError(
-            f"{site.name} on {day}: {'; '.join(breaches)}. Sample page: {sample}. The site's "
+            f"{site.name} on {crawl}: {'; '.join(breaches)}. Sample page: {sample}. The site's "
             f"layout may have changed: fix the selectors in sites/{site.name}.yaml, then "
-            f"`auction-pipeline reprocess --date {day} --site {site.name}`. "
+            f"`auction-pipeline reprocess --date {crawl.day} --site {site.name}`. "
             f"{len(raws)} lots quarantined in {quarantine}; pages kept in {warc}."
         )
-    sellers = _write_sellers(site, day, root, warc, kept)
-    out = root.processed_file(day, site.name)
+    sellers = _write_sellers(site, crawl, root, warc, kept)
+    out = root.processed_file(crawl, site.name)
     write_atomic(out, _jsonl([record.model_dump_json() for record in records]))
     return ProcessReport(
         site=site.name,
-        day=day.isoformat(),
+        day=crawl.day.isoformat(),
+        crawl=crawl.id,
         lots=len(records),
         invalid=len(errors),
         fill_rates=rates,

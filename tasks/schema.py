@@ -177,7 +177,11 @@ observations = Table(
     metadata,
     Column("site", String, primary_key=True),
     Column("lot_key", String, primary_key=True),
-    Column("crawl_date", Date, primary_key=True),
+    # The crawl (tasks/crawlid.py): the day, or the day and UTC time; revision 0003. Rows
+    # written before it have their day as crawl id and no crawl_time.
+    Column("crawl_id", String, primary_key=True),
+    Column("crawl_date", Date, nullable=False),
+    Column("crawl_time", UtcDateTime, comment="when the crawl started (nominally), UTC"),
     # What the lot page said that day, so a day's archive never shows a later day's text.
     Column("house", String, nullable=False),
     Column("url", String, nullable=False),
@@ -205,11 +209,12 @@ search_hits = Table(
     metadata,
     Column("site", String, primary_key=True),
     Column("lot_key", String, primary_key=True),
-    Column("crawl_date", Date, primary_key=True),
+    Column("crawl_id", String, primary_key=True),
     Column("query", String, primary_key=True),
+    Column("crawl_date", Date, nullable=False),
     ForeignKeyConstraint(
-        ["site", "lot_key", "crawl_date"],
-        ["observations.site", "observations.lot_key", "observations.crawl_date"],
+        ["site", "lot_key", "crawl_id"],
+        ["observations.site", "observations.lot_key", "observations.crawl_id"],
     ),
 )
 
@@ -245,7 +250,9 @@ seller_observations = Table(
     metadata,
     Column("site", String, primary_key=True),
     Column("seller_id", String, primary_key=True),
-    Column("crawl_date", Date, primary_key=True),
+    Column("crawl_id", String, primary_key=True),
+    Column("crawl_date", Date, nullable=False),
+    Column("crawl_time", UtcDateTime),
     *_profile_columns(),
     Column("raw", Text, nullable=False, comment="JSON object of the extracted strings"),
     ForeignKeyConstraint(["site", "seller_id"], ["sellers.site", "sellers.seller_id"]),

@@ -11,7 +11,7 @@ one site, which keeps the per-host rate limit honest; how the lots are found and
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,6 +22,7 @@ from infra.atomic import write_atomic
 from sites.loader import SiteDefinition
 from tasks.checksums import check_backup, restore_hint
 from tasks.crawl import Crawl, SiteScrapeError
+from tasks.crawlid import CrawlId, crawl_of
 from tasks.politeness import CrawlAborted, PoliteFetcher, accepted
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.storage import DataRoot
@@ -51,29 +52,35 @@ class ScrapeReport:
     warnings: list[str] = field(default_factory=list)
     search_pages: int = 0
     seller_pages: int = 0
+    found: int = 0  # lots the listing or searches found
+    revisited: int = 0  # lot pages fetched because the database follows them (not found)
+    crawl: str = ""  # the crawl's id (tasks/crawlid.py)
     place: RunPlace = field(default_factory=where_am_i)
 
 
-def warcinfo(site: SiteDefinition, day: date, description: str | None = None) -> dict[str, str]:
-    """The warcinfo record's fields of ``site``'s WARC for ``day``; ``description`` says what
-    the file holds (default: the crawl of the sale)."""
+def warcinfo(
+    site: SiteDefinition, day: date | CrawlId, description: str | None = None
+) -> dict[str, str]:
+    """The warcinfo record's fields of ``site``'s WARC of a crawl (a date: the day's);
+    ``description`` says what the file holds (default: the crawl of the sale)."""
+    crawl = crawl_of(day)
     return {
         "software": f"auction-pipeline/{metadata.version('auction-pipeline')} (warcio)",
         "format": "WARC File Format 1.1",
         "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
-        "isPartOf": f"{site.name} {day.isoformat()}",
+        "isPartOf": f"{site.name} {crawl.id}",
         "description": description
-        or f"{site.house}: listing, lot and image pages of the sale on {day}",
+        or f"{site.house}: listing, lot and image pages of the crawl {crawl.id}",
         "http-header-user-agent": site.user_agent,
         "robots": "obey",
     }
 
 
-def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
+def _reuse(site: SiteDefinition, crawl: CrawlId, root: DataRoot) -> ScrapeReport:
     """The report of a scrape whose WARC file is already complete (and intact: a damaged
     one fails the site with the way to restore it, rather than pass for the day's pages)."""
-    warc = root.warc_file(day, site.name)
-    check_backup(warc, restore_hint(root, day, warc))
+    warc = root.warc_file(crawl, site.name)
+    check_backup(warc, restore_hint(root, crawl.day, warc))
     counts: dict[str, int] = {}
     for page in read_responses(warc, site.politeness.max_decoded_bytes):
         if (
@@ -82,9 +89,9 @@ def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
             and accepted(page.content_type, site.accepts(page.kind))
         ):
             counts[page.kind] = counts.get(page.kind, 0) + 1
-    manifest = root.image_manifest(day, site.name)
+    manifest = root.image_manifest(crawl, site.name)
     images = len(manifest.read_text().splitlines()) if manifest.exists() else 0
-    failures = root.failures_file(day, site.name)
+    failures = root.failures_file(crawl, site.name)
     rows = (
         [json.loads(line) for line in failures.read_text().splitlines() if line]
         if failures.exists()
@@ -92,7 +99,8 @@ def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
     )
     return ScrapeReport(
         site=site.name,
-        day=day.isoformat(),
+        day=crawl.day.isoformat(),
+        crawl=crawl.id,
         listing_pages=counts.get("listing", 0),
         lot_pages=counts.get("lot", 0),
         images=images,
@@ -109,56 +117,67 @@ def _reuse(site: SiteDefinition, day: date, root: DataRoot) -> ScrapeReport:
 
 def scrape_site(
     site: SiteDefinition,
-    day: date,
+    day: date | CrawlId,
     data_root: str,
     rescrape: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    revisit: Sequence[str] = (),
 ) -> ScrapeReport:
-    """Crawl ``site`` for ``day`` (its dated listing, its searches, or both) into its WARC
-    file under ``data_root``.
+    """Crawl ``site`` for ``day`` (a crawl, or a date: the day's crawl) into its WARC file
+    under ``data_root``: its dated listing, its searches, or both, then the lots of
+    ``revisit`` (URLs of lots the database follows until they close) that neither found.
 
     ``progress(done, total)`` is called after each listing or search page (``total`` grows
     with the lot pages found so far) and after each lot page is fetched with its images.
     """
+    crawl_id = crawl_of(day)
     root = DataRoot(Path(data_root))
-    warc_path = root.warc_file(day, site.name)
+    warc_path = root.warc_file(crawl_id, site.name)
     if warc_path.exists() and not rescrape:
-        return _reuse(site, day, root)
+        return _reuse(site, crawl_id, root)
     image_rows: list[dict[str, str]] = []
     failed: list[str] = []
     with (
-        WarcRecorder(warc_path, warcinfo(site, day)) as warc,
+        WarcRecorder(warc_path, warcinfo(site, crawl_id)) as warc,
         PoliteFetcher(site.user_agent, site.politeness, site.hosts, warc.record) as fetcher,
         ThreadPoolExecutor(site.politeness.concurrency) as pool,
     ):
         crawl = Crawl(site, root, fetcher, pool, progress or (lambda done, total: None))
         try:
-            crawl.listing(day)
+            crawl.listing(crawl_id.day)
             crawl.searches()
+            found = len(crawl.lot_urls)
+            crawl.fetch_lots(list(revisit))  # those found again are not fetched twice
+            revisited = len(crawl.lot_urls) - found
             lots = crawl.results()
         except CrawlAborted as exc:  # request cap, Crawl-delay cap, site unresponsive
             raise SiteScrapeError(f"{site.name}: {exc}") from exc
         finally:  # a failed crawl sends no further requests
             crawl.cancel()
         lot_pages = sum(lot.ok for lot in lots)
-        failed_lots = len(lots) - lot_pages
+        # The failure rate judges the lots the day's listing or search found; a followed lot
+        # the platform no longer serves is listed, and stays followed until follow_days.
+        failed_lots = sum(not lot.ok for lot in lots[:found])
         for lot in lots:
             failed.extend(lot.failures)
             image_rows.extend(lot.images)
-        if lots and failed_lots / len(lots) > MAX_LOT_FAILURE_RATE:
+        if found and failed_lots / found > MAX_LOT_FAILURE_RATE:
             raise SiteScrapeError(
-                f"{site.name}: {failed_lots} of {len(lots)} lot pages failed "
+                f"{site.name}: {failed_lots} of {found} lot pages failed "
                 f"(more than {MAX_LOT_FAILURE_RATE:.0%}); first: {failed[0]}"
             )
         lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in image_rows)
-        write_atomic(root.image_manifest(day, site.name), lines.encode())
+        write_atomic(root.image_manifest(crawl_id, site.name), lines.encode())
         lines = "".join(json.dumps({"error": message}) + "\n" for message in failed)
         lines += "".join(json.dumps({"warning": message}) + "\n" for message in crawl.warnings)
-        write_atomic(root.failures_file(day, site.name), lines.encode())
+        write_atomic(root.failures_file(crawl_id, site.name), lines.encode())
 
     return ScrapeReport(
         site=site.name,
-        day=day.isoformat(),
+        day=crawl_id.day.isoformat(),
+        crawl=crawl_id.id,
+        found=found,
+        revisited=revisited,
         listing_pages=crawl.listing_pages,
         lot_pages=lot_pages,
         images=len(image_rows),

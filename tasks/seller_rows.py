@@ -2,7 +2,7 @@
 
 Runs inside the site's load transaction (tasks/store.py), so a site's lots and sellers land
 together or not at all. Like lots, a seller keeps first_seen/last_seen and the profile of its
-most recent crawl; reprocessing a day replaces that day's observations, and a seller left
+most recent crawl; reprocessing a crawl replaces that crawl's observations, and a seller left
 with no observation at all is removed (it was never really seen).
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, case, delete, exists, select
 
+from tasks.crawlid import CrawlId
 from tasks.jsonlines import read_models
 from tasks.schema import seller_observations, sellers
 from tasks.sellers import SellerRecord
@@ -36,28 +36,31 @@ def _profile(record: SellerRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in PROFILE}
 
 
-def seller_rows(records: list[SellerRecord], day: date) -> list[tuple[Any, dict[str, Any]]]:
+def seller_rows(records: list[SellerRecord], crawl: CrawlId) -> list[tuple[Any, dict[str, Any]]]:
     """(table, row) of every row the records write: for the storable-value check."""
     rows: list[tuple[Any, dict[str, Any]]] = []
     for r in records:
         rows.append((sellers, {"site": r.site, "seller_id": r.seller_id, **_profile(r)}))
-        rows.append((seller_observations, _observation(r, day)))
+        rows.append((seller_observations, _observation(r, crawl)))
     return rows
 
 
-def _observation(record: SellerRecord, day: date) -> dict[str, Any]:
+def _observation(record: SellerRecord, crawl: CrawlId) -> dict[str, Any]:
     return {
         "site": record.site,
         "seller_id": record.seller_id,
-        "crawl_date": day,
+        "crawl_id": crawl.id,
+        "crawl_date": crawl.day,
+        "crawl_time": crawl.moment if crawl.at is not None else None,
         **_profile(record),
         "raw": json.dumps(record.raw, sort_keys=True, ensure_ascii=False),
     }
 
 
-def load_sellers(conn: Connection, site: str, records: list[SellerRecord], day: date) -> int:
-    """Upsert ``site``'s sellers of ``day`` and replace that day's seller observations;
+def load_sellers(conn: Connection, site: str, records: list[SellerRecord], crawl: CrawlId) -> int:
+    """Upsert ``site``'s sellers of ``crawl`` and replace that crawl's seller observations;
     return how many sellers are new. Runs inside the caller's transaction."""
+    day = crawl.day
     known = set(conn.execute(select(sellers.c.seller_id).where(sellers.c.site == site)).scalars())
     rows = [
         {"site": r.site, "seller_id": r.seller_id, "first_seen": day, "last_seen": day,
@@ -75,8 +78,8 @@ def load_sellers(conn: Connection, site: str, records: list[SellerRecord], day: 
 
     upsert(conn, sellers, rows, updates)
     table = seller_observations
-    conn.execute(delete(table).where(table.c.crawl_date == day, table.c.site == site))
-    observed = [_observation(r, day) for r in records]
+    conn.execute(delete(table).where(table.c.crawl_id == crawl.id, table.c.site == site))
+    observed = [_observation(r, crawl) for r in records]
     if observed:
         conn.execute(insert_for(conn, table), observed)
     seen = select(table.c.seller_id).where(

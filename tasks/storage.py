@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -110,6 +111,25 @@ class DataRoot:
         """One site's clean lots of ``crawl`` (JSON lines)."""
         return self.path / "processed" / crawl_of(crawl).id / f"{site}.jsonl"
 
+    def crawls_of(self, day: date) -> dict[CrawlId, list[str]]:
+        """The crawls of ``day`` with a complete WARC file, in time order (the day's own
+        crawl first), each with its sites."""
+        found: dict[CrawlId, list[str]] = {}
+        directory = self.warc_dir(day)
+        if not directory.is_dir():
+            return {}
+        for path in sorted(directory.glob("*.warc.gz")):
+            match = _WARC_NAME.fullmatch(path.name)
+            if match is None:
+                continue
+            try:
+                crawl = CrawlId.parse(match[2])
+            except ValueError:
+                continue
+            if crawl.day == day:
+                found.setdefault(crawl, []).append(match[1])
+        return dict(sorted(found.items(), key=lambda item: item[0].moment))
+
     def archive_dir(self, day: date) -> Path:
         """The day's archive bag."""
         return self.path / "archive" / day.isoformat()
@@ -133,6 +153,9 @@ class DataRoot:
         tls.mkdir(mode=0o700, parents=True, exist_ok=True)
         tls.chmod(0o700)  # whatever the umask, or an earlier mode
         return tls
+
+
+_WARC_NAME = re.compile(r"(.+)-(\d{4}-\d{2}-\d{2}(?:T\d{4}Z)?)\.warc\.gz")
 
 
 def sellers_beside(lots_file: Path) -> Path:

@@ -6,9 +6,10 @@ file in the data root) and PostgreSQL (``$AUCTION_PIPELINE_DATABASE_URL``, for s
 remote readers). SQLite runs in DELETE journal mode because WAL does not work on network
 filesystems, where the data root usually lives.
 
-Re-loading a day changes nothing: lots are keyed (site, lot_key) with first_seen/last_seen, and
-observations are append-only, keyed (site, lot_key, crawl_date). Reprocessing a day after a
-selector fix replaces that day's observations; a lot's latest state comes from its most recent
+Re-loading a crawl changes nothing: lots are keyed (site, lot_key) with first_seen/last_seen,
+and observations are append-only, keyed (site, lot_key, crawl_id): a day's one crawl, or each
+of the marketplaces' crawls every six hours (``tasks/crawlid.py``). Reprocessing a crawl after
+a selector fix replaces its observations; a lot's latest state comes from its most recent
 crawl, so loading an older day afterwards does not overwrite it.
 
 Each site loads in its own transaction, after its rows are checked against what the columns
@@ -55,6 +56,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.elements import ColumnElement
 
 from sites.loader import SiteDefinition
+from tasks.crawlid import CrawlId, crawl_of
+from tasks.following import close_unfollowed, lots_to_follow
 from tasks.jsonlines import UnstorableValueError, read_models
 from tasks.migrate import SchemaVersionError, upgrade_schema
 from tasks.normalise import LotRecord
@@ -113,6 +116,7 @@ class LoadReport:
     # Sites left as they were in the database, with the reason (their rows did not fit).
     failed_sites: dict[str, str] = field(default_factory=dict)
     place: RunPlace = field(default_factory=where_am_i)
+    crawl: str = ""  # the crawl's id (tasks/crawlid.py)
 
 
 def database_url_for(data_root: Path) -> str:
@@ -400,23 +404,27 @@ def _described(record: LotRecord) -> dict[str, Any]:
     }
 
 
-def _lot_row(record: LotRecord, day: date) -> dict[str, Any]:
+def _lot_row(record: LotRecord, crawl: CrawlId) -> dict[str, Any]:
     return {
         "site": record.site,
         "lot_key": record.lot_key,
         **_described(record),
-        "first_seen": day,
-        "last_seen": day,
+        "first_seen": crawl.day,
+        "last_seen": crawl.day,
         **_observed(record),
     }
 
 
-def observation_row(record: LotRecord, day: date) -> dict[str, Any]:
-    """The ``observations`` row of one lot seen on ``day`` (also the load benchmark's rows)."""
+def observation_row(record: LotRecord, day: date | CrawlId) -> dict[str, Any]:
+    """The ``observations`` row of one lot seen on a crawl (a date: the day's crawl; also the
+    load benchmark's rows)."""
+    crawl = crawl_of(day)
     return {
         "site": record.site,
         "lot_key": record.lot_key,
-        "crawl_date": day,
+        "crawl_id": crawl.id,
+        "crawl_date": crawl.day,
+        "crawl_time": crawl.moment if crawl.at is not None else None,
         "house": record.house,
         **_described(record),
         **_observed(record),
@@ -450,18 +458,18 @@ def _unstorable(table: Table, row: Mapping[str, Any], dialect: Dialect) -> str |
 
 
 def _check_storable(
-    records: list[LotRecord], profiles: list[SellerRecord], day: date, dialect: Dialect
+    records: list[LotRecord], profiles: list[SellerRecord], crawl: CrawlId, dialect: Dialect
 ) -> None:
     """Raise UnstorableValueError for the first record whose rows the database would refuse."""
     rows = [
         (f"lot {r.url}", r.site, table, row)
         for r in records
-        for table, row in ((lots, _lot_row(r, day)), (observations, observation_row(r, day)))
+        for table, row in ((lots, _lot_row(r, crawl)), (observations, observation_row(r, crawl)))
     ]
     rows += [
         (f"seller {p.seller_id} ({p.url})", p.site, table, row)
         for p in profiles
-        for table, row in seller_rows([p], day)
+        for table, row in seller_rows([p], crawl)
     ]
     for what, site, table, row in rows:
         why = _unstorable(table, row, dialect)
@@ -476,15 +484,17 @@ def _load_site(
     site: SiteDefinition,
     records: list[LotRecord],
     profiles: list[SellerRecord],
-    day: date,
+    crawl: CrawlId,
 ) -> int:
     """Upsert one site's house, sales, lots, observations and sellers; return how many lots
     are new.
 
-    Runs inside the caller's transaction. Reprocessing a day replaces that day's observations
-    of the site: a lot the fixed selectors no longer find must not linger from the earlier
-    extraction, and a lot left with no observation at all was never really seen.
+    Runs inside the caller's transaction. Reprocessing a crawl replaces its observations of
+    the site: a lot the fixed selectors no longer find must not linger from the earlier
+    extraction, and a lot left with no observation at all was never really seen. A lot's
+    latest state comes from its latest day's crawls, loaded in time order.
     """
+    day = crawl.day
     known = set(conn.execute(select(lots.c.lot_key).where(lots.c.site == site.name)).scalars())
     upsert(
         conn,
@@ -521,17 +531,23 @@ def _load_site(
             **{name: case((newest, new[name]), else_=lots.c[name]) for name in _LOT_LATEST},
         }
 
-    upsert(conn, lots, [_lot_row(r, day) for r in records], lot_updates)
+    upsert(conn, lots, [_lot_row(r, crawl) for r in records], lot_updates)
     for table in (search_hits, observations):  # the hits first: they refer to observations
-        conn.execute(delete(table).where(table.c.crawl_date == day, table.c.site == site.name))
+        conn.execute(delete(table).where(table.c.crawl_id == crawl.id, table.c.site == site.name))
     upsert(
         conn,
         observations,
-        [observation_row(r, day) for r in records],
+        [observation_row(r, crawl) for r in records],
         lambda new: {c.name: new[c.name] for c in observations.columns if not c.primary_key},
     )
     hits = [
-        {"site": r.site, "lot_key": r.lot_key, "crawl_date": day, "query": query}
+        {
+            "site": r.site,
+            "lot_key": r.lot_key,
+            "crawl_id": crawl.id,
+            "crawl_date": day,
+            "query": query,
+        }
         for r in records
         for query in dict.fromkeys(r.found_by)
     ]
@@ -541,23 +557,29 @@ def _load_site(
         observations.c.site == lots.c.site, observations.c.lot_key == lots.c.lot_key
     )
     conn.execute(delete(lots).where(lots.c.site == site.name, ~exists(seen)))
-    load_sellers(conn, site.name, profiles, day)
+    load_sellers(conn, site.name, profiles, crawl)
+    close_unfollowed(conn, site, crawl)
     return len({r.lot_key for r in records} - known)
 
 
 def load_day(
-    day: date, sites: list[SiteDefinition], processed_files: list[str], database_url: str
+    day: date | CrawlId,
+    sites: list[SiteDefinition],
+    processed_files: list[str],
+    database_url: str,
 ) -> LoadReport:
     """Upsert the day's houses, sales, lots, observations and sellers, one transaction per
     site; each processed lots file's sellers file beside it (if any) is read with it.
 
-    Re-running a day changes nothing; reprocessing it replaces its observations. A lot listed
-    twice in the day's files is loaded once (the last record wins). Every record's site must
+    ``day`` is the crawl (a date: the day's one crawl, ``tasks/crawlid.py``). Re-running a
+    crawl changes nothing; reprocessing it replaces its observations. A lot listed
+    twice in the crawl's files is loaded once (the last record wins). Every record's site must
     be among ``sites``, whose definitions give the house and the sale's listing URL. A site
     whose rows the database would refuse, or whose transaction fails, is left as it was and
     named in ``failed_sites`` with the reason; the other sites load. Only an unusable
     database (unreachable, damaged) raises.
     """
+    crawl = crawl_of(day)
     failed: dict[str, str] = {}
     read: list[LotRecord] = []
     read_profiles: list[SellerRecord] = []
@@ -582,9 +604,9 @@ def load_day(
             mine = [r for r in records if r.site == site.name]
             its_sellers = [p for p in profiles if p.site == site.name]
             try:
-                _check_storable(mine, its_sellers, day, conn.dialect)
+                _check_storable(mine, its_sellers, crawl, conn.dialect)
                 with conn.begin():
-                    new_by_site[site.name] = _load_site(conn, site, mine, its_sellers, day)
+                    new_by_site[site.name] = _load_site(conn, site, mine, its_sellers, crawl)
             except UnstorableValueError as exc:
                 failed[site.name] = str(exc)
             except DBAPIError as error:
@@ -595,7 +617,8 @@ def load_day(
             after = _count(conn, lots)
     loaded = [r for r in records if r.site not in failed]
     return LoadReport(
-        day=day.isoformat(),
+        day=crawl.day.isoformat(),
+        crawl=crawl.id,
         database=masked(database_url),
         lots_loaded=len(loaded),
         new_lots=sum(new_by_site.values()),
@@ -605,25 +628,43 @@ def load_day(
     )
 
 
-def recent_lot_counts(database_url: str, site: str, before: date, runs: int = 7) -> list[int]:
-    """Observations of ``site`` per crawl date on the ``runs`` latest dates before ``before``.
-
-    Most recent first. A sudden drop against these counts suggests the site's layout changed.
-    Reading never creates the database: with no database or no observations yet, [].
-    """
+@contextmanager
+def existing(database_url: str, table: Table) -> Iterator[Connection | None]:
+    """A read transaction on the database at ``database_url`` if it exists and holds
+    ``table``, else None; never creates a database (a first run has none)."""
     parsed = _normalised_url(database_url)
     if parsed.get_backend_name() == "sqlite":
         file = _sqlite_file(parsed)
         if file is None or not file.is_file():
-            return []
+            yield None
+            return
     with transaction(database_url, create_schema=False) as conn:
-        if not inspect(conn).has_table(observations.name):
+        yield conn if inspect(conn).has_table(table.name) else None
+
+
+def followed_lots(database_url: str, site: SiteDefinition, crawl: date | CrawlId) -> list[str]:
+    """The lots of ``site`` that ``crawl`` revisits (``tasks/following.py``); none without a
+    database yet."""
+    with existing(database_url, lots) as conn:
+        return [] if conn is None else lots_to_follow(conn, site, crawl_of(crawl))
+
+
+def recent_lot_counts(
+    database_url: str, site: str, before: date | CrawlId, runs: int = 7
+) -> list[int]:
+    """Observations of ``site`` per crawl on the ``runs`` latest crawls before ``before``.
+
+    Most recent first. A sudden drop against these counts suggests the site's layout changed.
+    Reading never creates the database: with no database or no observations yet, [].
+    """
+    with existing(database_url, observations) as conn:
+        if conn is None:
             return []
         query = (
             select(func.count())
-            .where(observations.c.site == site, observations.c.crawl_date < before)
-            .group_by(observations.c.crawl_date)
-            .order_by(observations.c.crawl_date.desc())
+            .where(observations.c.site == site, observations.c.crawl_id < crawl_of(before).id)
+            .group_by(observations.c.crawl_id)
+            .order_by(observations.c.crawl_id.desc())
             .limit(runs)
         )
         return [int(n) for n in conn.execute(query).scalars()]

@@ -8,7 +8,8 @@ site file changes one place.
 
 from __future__ import annotations
 
-from datetime import date
+import dataclasses
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sites.demo.catalogue import HOUSES, MARKETPLACES, Catalogue, DemoConfig
@@ -59,3 +60,34 @@ def lifecycle(lot: MarketLot) -> dict[str, Any]:
 
 SITES = (*HOUSES, *MARKETPLACES)
 """Every site file in sites/: the three houses and the three marketplaces."""
+
+
+def followed(
+    config: DemoConfig,
+    crawls: list[tuple[datetime, frozenset[str]]],
+    follow_days: int = 14,
+) -> list[set[tuple[str, str]]]:
+    """The marketplace lots each of a series of crawls stores: what its searches find as of
+    its time (each crawl: its UTC time, lot ids hidden from search then), plus the lots
+    stored before without a result, revisited until one shows (or ``follow_days`` after
+    their end), as tasks/following.py says. The lots' states come from the catalogue as of
+    each crawl's time."""
+    stored: dict[tuple[str, str], MarketLot] = {}
+    seen: list[set[tuple[str, str]]] = []
+    for moment, hidden in crawls:
+        now = dataclasses.replace(config, market_time=moment, hidden_from_search=hidden)
+        catalogue = MarketCatalogue(now)
+        found = set(market_hits(now))
+        cutoff = moment - timedelta(days=follow_days)
+        revisit = {
+            key for key, lot in stored.items()
+            if lot.status in ("open", "upcoming") and (
+                lot.marketplace == "liveauctioneers" or lot.end_time >= cutoff)
+        }  # fmt: skip
+        crawl = found | revisit
+        for site, lot_id in crawl:
+            lot = catalogue.lot(site, lot_id)
+            assert lot is not None
+            stored[(site, lot_id)] = lot
+        seen.append(crawl)
+    return seen

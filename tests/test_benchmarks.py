@@ -61,10 +61,11 @@ def test_bench_quick_runs_and_writes_its_results(
 
 def test_market_extraction_is_a_ratio_over_every_lot_and_its_follow_ups() -> None:
     figure = bench_market_extraction(2, 1)
-    # 2 lots of each of the three marketplaces; eBay's and Catawiki's have one follow-up each.
+    # 2 lots of each of the three marketplaces; eBay's have one follow-up (the description),
+    # Catawiki's two (bidding and bids).
     assert figure.benchmark == "extraction"
     assert figure.case == (
-        "extract+validate+normalise, 6 marketplace lot pages + 4 follow-ups, one core"
+        "extract+validate+normalise, 6 marketplace lot pages + 6 follow-ups, one core"
     )
     assert figure.value > 0 and figure.baseline_value > 0 and math.isfinite(figure.ratio)
     assert figure.met == (figure.ratio >= 0.5)

@@ -30,6 +30,14 @@ from tasks.store import DatabaseVersionError, engine_for, table_rows
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release-0.1.sqlite"
 TABLES = ("houses", "sales", "lots", "observations", "search_hits")
+NEW_TABLES = ("sellers", "seller_observations")  # revision 0003
+OLD_KEYS = {
+    "houses": ["site"],
+    "sales": ["site", "sale_date"],
+    "lots": ["site", "lot_key"],
+    "observations": ["site", "lot_key", "crawl_date"],
+    "search_hits": ["site", "lot_key", "crawl_date", "query"],
+}
 
 
 def _old_rows(file: Path) -> dict[str, list[dict[str, Any]]]:
@@ -78,14 +86,19 @@ def _as_stored(value: Any) -> Any:
 def _kept(old: dict[str, list[dict[str, Any]]], url: str) -> None:
     """Every old row is in the database at ``url`` with every value it had; new columns empty."""
     for table in TABLES:
-        keys = [c.name for c in metadata.tables[table].primary_key.columns]
+        keys = OLD_KEYS[table]  # still unique: release 0.1 crawled once a day
         new = {tuple(_as_stored(row[k]) for k in keys): row for row in table_rows(url, table)}
         assert len(new) == len(old[table]), table
         for row in old[table]:
             got = new[tuple(row[k] for k in keys)]
             assert {name: _as_stored(got[name]) for name in row} == row, table
             if table in ("lots", "observations"):
-                assert got["current_bid"] is None
+                assert got["current_bid"] is None and got["status"] is None
+                assert got["seller_id"] is None and got["bid_count"] is None
+            if table in ("observations", "search_hits"):
+                assert got["crawl_id"] == row["crawl_date"]  # the day's one crawl
+    for table in NEW_TABLES:
+        assert table_rows(url, table) == []
 
 
 def test_the_0_1_fixture_holds_what_the_upgrade_must_keep() -> None:
@@ -143,7 +156,7 @@ def _schema(engine: Engine) -> dict[str, Any]:
                 for fk in found.get_foreign_keys(table)
             ),
         )
-        for table in TABLES
+        for table in (*TABLES, *NEW_TABLES)
     }
 
 

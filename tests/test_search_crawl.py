@@ -141,7 +141,7 @@ def test_a_search_crawl_stores_each_lot_once_with_the_queries_that_found_it(
     # The day's export (the archive's tables) says which query found which lot.
     export_day(url, DAY, tmp_path / "tables")
     exported = (tmp_path / "tables" / "search_hits.csv").read_text().splitlines()
-    assert exported[0] == "site,lot_key,crawl_date,query"
+    assert exported[0] == "site,lot_key,crawl_id,crawl_date,query"
     assert len(exported) - 1 == sum(len(queries) for queries in expected.values())
     # Loading the day again changes nothing.
     before = {t: table_rows(url, t) for t in ("lots", "observations", "search_hits")}

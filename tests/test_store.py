@@ -270,7 +270,7 @@ def test_export_is_deterministic_and_typed(tmp_path: Path, sites: list[SiteDefin
     assert len(lots_csv) == 7
     rows = list(csv.DictReader(lots_csv))
     # The day's bag says what that day saw: lot-2 unsold, though a later crawl saw it sold.
-    assert lots_csv[2].startswith("harrow-finch,Harrow & Finch,lot-2,2026-03-14,2,")
+    assert lots_csv[2].startswith("harrow-finch,Harrow & Finch,lot-2,2026-03-14,2026-03-14,2,")
     assert (rows[1]["status"], rows[1]["sold"], rows[1]["sold_price"]) == ("unsold", "false", "")
     first = {k: rows[0][k] for k in ("status", "sold", "currency", "sold_price", "current_bid")}
     assert first == {"status": "sold", "sold": "true", "currency": "GBP",

@@ -1,13 +1,18 @@
-"""An online lot's life (status, start and end, bids, prices; "sold" may be unknown), sellers.
+"""Online lots followed over several crawls a day: their life, their sellers, crawl ids.
 
-A marketplace lot is observed while bidding is open, so "not sold" must be distinguishable
-from "not known yet": ``sold`` becomes nullable in ``lots`` and ``observations``, and both
-gain ``status``, ``start_time``, ``end_time``, ``bid_count``, ``starting_price``,
-``buy_now_price``, ``reserve_met`` and ``seller_id`` (see tasks/schema.py); the tables
-``sellers`` and ``seller_observations`` are new. Every existing row keeps its
-values; the new columns are NULL on rows written before this revision (their pages were read
-without them, and nothing is inferred for them). SQLite cannot alter a column, so there the
-tables are copied (Alembic's batch mode) inside the migration's one transaction.
+- ``lots`` and ``observations``: ``sold`` becomes nullable (open is not "not sold"), and
+  both gain ``status``, ``start_time``, ``end_time``, ``bid_count``, ``starting_price``,
+  ``buy_now_price``, ``reserve_met`` and ``seller_id`` (see tasks/schema.py).
+- ``observations`` and ``search_hits`` are keyed by the crawl (``crawl_id``, the day or the
+  day and UTC time, tasks/crawlid.py) instead of the day, so four crawls a day keep four
+  observations; ``observations`` gains ``crawl_time``. A key cannot be altered in place, so
+  both tables are rebuilt under a new name, filled from the old ones, and renamed.
+- ``sellers`` and ``seller_observations`` are new.
+
+Every existing row keeps its values. An existing observation's crawl id is its day (what a
+day's crawl is called), its crawl_time and the new columns are NULL (its page was read
+without them, and nothing is inferred). Everything runs in the migration's one transaction
+(tasks/migrate.py), so an interrupted upgrade leaves the database as it was.
 """
 
 from __future__ import annotations
@@ -17,9 +22,38 @@ from alembic import op
 
 from tasks.schema import Money, UtcDateTime
 
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def _fx_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("reference_currency", sa.String(3), nullable=False),
+        sa.Column("sold_price_ref", Money()),
+        sa.Column("estimate_low_ref", Money()),
+        sa.Column("estimate_high_ref", Money()),
+        sa.Column("rate_date", sa.Date()),
+        sa.Column("currency_known", sa.Boolean(), nullable=False),
+        sa.Column("fx_data_version", sa.String(), nullable=False),
+    ]
+
+
+def _lifecycle_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("status", sa.String(16)),
+        sa.Column("start_time", UtcDateTime()),
+        sa.Column("end_time", UtcDateTime()),
+        sa.Column("bid_count", sa.Integer()),
+        sa.Column("starting_price", Money()),
+        sa.Column("buy_now_price", Money()),
+        sa.Column("reserve_met", sa.Boolean()),
+        sa.Column("seller_id", sa.String()),
+    ]
+
 
 def _profile_columns() -> list[sa.Column[object]]:
-    """The seller profile's columns, as revision 0003 creates them."""
     return [
         sa.Column("url", sa.String(), nullable=False),
         sa.Column("name", sa.Text()),
@@ -33,26 +67,83 @@ def _profile_columns() -> list[sa.Column[object]]:
     ]
 
 
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
+# The columns observations had at revision 0002, copied as they are.
+_OBSERVED_0002 = (
+    "site", "lot_key", "crawl_date", "house", "url", "lot_number", "title", "description",
+    "sale_date", "image_urls", "sold", "sold_price", "estimate_low", "estimate_high",
+    "currency", "reference_currency", "sold_price_ref", "estimate_low_ref",
+    "estimate_high_ref", "rate_date", "currency_known", "fx_data_version", "raw", "current_bid",
+)  # fmt: skip
+
+
+def _day_as_id() -> str:
+    """SQL for a row's crawl id from its crawl_date: the day, as YYYY-MM-DD text."""
+    if op.get_bind().dialect.name == "postgresql":
+        return "to_char(crawl_date, 'YYYY-MM-DD')"
+    return "crawl_date"  # SQLite keeps dates as that text already
+
+
+def _rebuild_observations() -> None:
+    op.create_table(
+        "observations_new",
+        sa.Column("site", sa.String(), primary_key=True),
+        sa.Column("lot_key", sa.String(), primary_key=True),
+        sa.Column("crawl_id", sa.String(), primary_key=True),
+        sa.Column("crawl_date", sa.Date(), nullable=False),
+        sa.Column("crawl_time", UtcDateTime()),
+        sa.Column("house", sa.String(), nullable=False),
+        sa.Column("url", sa.String(), nullable=False),
+        sa.Column("lot_number", sa.Integer()),
+        sa.Column("title", sa.String(), nullable=False),
+        sa.Column("description", sa.Text()),
+        sa.Column("sale_date", sa.Date(), nullable=False),
+        sa.Column("image_urls", sa.Text(), nullable=False),
+        sa.Column("sold", sa.Boolean()),
+        sa.Column("sold_price", Money()),
+        sa.Column("estimate_low", Money()),
+        sa.Column("estimate_high", Money()),
+        sa.Column("currency", sa.String(3), nullable=False),
+        *_fx_columns(),
+        sa.Column("raw", sa.Text(), nullable=False),
+        sa.Column("current_bid", Money()),
+        *_lifecycle_columns(),
+        sa.ForeignKeyConstraint(["site", "lot_key"], ["lots.site", "lots.lot_key"]),
+    )
+    columns = ", ".join(_OBSERVED_0002)
+    op.execute(
+        f"INSERT INTO observations_new ({columns}, crawl_id) "
+        f"SELECT {columns}, {_day_as_id()} FROM observations"
+    )
+    op.create_table(
+        "search_hits_new",
+        sa.Column("site", sa.String(), primary_key=True),
+        sa.Column("lot_key", sa.String(), primary_key=True),
+        sa.Column("crawl_id", sa.String(), primary_key=True),
+        sa.Column("query", sa.String(), primary_key=True),
+        sa.Column("crawl_date", sa.Date(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["site", "lot_key", "crawl_id"],
+            ["observations_new.site", "observations_new.lot_key", "observations_new.crawl_id"],
+        ),
+    )
+    op.execute(
+        "INSERT INTO search_hits_new (site, lot_key, crawl_id, query, crawl_date) "
+        f"SELECT site, lot_key, {_day_as_id()}, query, crawl_date FROM search_hits"
+    )
+    op.drop_table("search_hits")  # first: it refers to observations
+    op.drop_table("observations")
+    # The references follow a renamed table (PostgreSQL by identity; SQLite rewrites them).
+    op.rename_table("observations_new", "observations")
+    op.rename_table("search_hits_new", "search_hits")
 
 
 def upgrade() -> None:
-    """sold nullable, the lifecycle columns added, in lots then observations; the two seller
-    tables created."""
-    for table in ("lots", "observations"):
-        with op.batch_alter_table(table) as batch:
-            batch.alter_column("sold", existing_type=sa.Boolean(), nullable=True)
-            batch.add_column(sa.Column("status", sa.String(16)))
-            batch.add_column(sa.Column("start_time", UtcDateTime()))
-            batch.add_column(sa.Column("end_time", UtcDateTime()))
-            batch.add_column(sa.Column("bid_count", sa.Integer()))
-            batch.add_column(sa.Column("starting_price", Money()))
-            batch.add_column(sa.Column("buy_now_price", Money()))
-            batch.add_column(sa.Column("reserve_met", sa.Boolean()))
-            batch.add_column(sa.Column("seller_id", sa.String()))
+    """lots altered in place, observations and search_hits rebuilt, seller tables created."""
+    with op.batch_alter_table("lots") as batch:
+        batch.alter_column("sold", existing_type=sa.Boolean(), nullable=True)
+        for column in _lifecycle_columns():
+            batch.add_column(column)
+    _rebuild_observations()
     op.create_table(
         "sellers",
         sa.Column("site", sa.String(), primary_key=True),
@@ -65,7 +156,9 @@ def upgrade() -> None:
         "seller_observations",
         sa.Column("site", sa.String(), primary_key=True),
         sa.Column("seller_id", sa.String(), primary_key=True),
-        sa.Column("crawl_date", sa.Date(), primary_key=True),
+        sa.Column("crawl_id", sa.String(), primary_key=True),
+        sa.Column("crawl_date", sa.Date(), nullable=False),
+        sa.Column("crawl_time", UtcDateTime()),
         *_profile_columns(),
         sa.Column("raw", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["site", "seller_id"], ["sellers.site", "sellers.seller_id"]),
