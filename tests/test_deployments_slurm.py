@@ -25,7 +25,6 @@ import pytest
 from aiosmtpd.controller import Controller
 from browser import headless_chromium
 from conftest import TERMINAL, recorded_task_runs, wait_for
-from expected import SITES
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -36,7 +35,7 @@ from infra.notifier import LOG_TAIL_LINES
 from infra.ports import free_port
 from infra.runner import WORKER_JOB_NAME
 from infra.slurm import job_records, parse_scontrol_jobs, run_slurm
-from sites.demo.catalogue import DemoConfig
+from sites.demo.catalogue import HOUSES, DemoConfig
 from sites.demo.server import DemoSite
 
 pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
@@ -156,7 +155,7 @@ def test_deployment_run_on_the_dev_partition(
         assert deployed.returncode == 0, deployed.stderr[-2000:]
         registered.append([line for line in deployed.stdout.splitlines() if "registered" in line])
     assert registered[0] == registered[1]
-    assert len(registered[1]) == 3 and AUTOMATION_NAME in registered[1][2]  # 2 deployments
+    assert len(registered[1]) == 4 and AUTOMATION_NAME in registered[1][3]  # 3 deployments
 
     # The schedules as the server holds them are the ones deployments.yaml (and the README) give.
     config = load_deployments()
@@ -171,7 +170,11 @@ def test_deployment_run_on_the_dev_partition(
             assert deployment["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
             assert f"`{spec.cron}`" in readme and spec.timezone in readme
         dev = api.get("/deployments/name/daily-pipeline/dev").json()
-        assert dev["parameters"] == {"profile": "dev", "data_root": str(data_root)}
+        assert dev["parameters"] == {"profile": "dev", "data_root": str(data_root),
+                                     "sites": list(HOUSES)}  # fmt: skip
+        markets = api.get("/deployments/name/daily-pipeline/marketplaces").json()
+        assert markets["parameters"]["crawl_at"] == "scheduled"
+        assert markets["parameters"]["sites"] == ["ebay", "liveauctioneers", "catawiki"]
         assert dev["job_variables"]["env"] == {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60"}
         automations = api.post("/automations/filter", json={}).json()
         assert [a["name"] for a in automations] == [AUTOMATION_NAME]
@@ -188,7 +191,7 @@ def test_deployment_run_on_the_dev_partition(
         flow_run = api.get(f"/flow_runs/{provenance['flow_run_id']}").json()
         assert flow_run["state_type"] == "COMPLETED"
         assert flow_run["deployment_id"] == dev["id"]
-        tasks = len(SITES) * 2 + 2  # scrape and process per site, load, archive
+        tasks = len(HOUSES) * 2 + 2  # scrape and process per house, load, archive
         task_runs = recorded_task_runs(server, flow_run["id"], tasks)
         assert len(task_runs) == tasks
         assert {t["state_type"] for t in task_runs} == {"COMPLETED"}
@@ -279,7 +282,7 @@ def test_a_failed_deployment_run_is_mailed_once_and_shown_in_the_ui(
     assert "HTTP 503" in body
     assert f"{server.removesuffix('/api')}/runs/flow-run/{run_id}" in body
     # The run's last log lines (a log line may span several: the job script), ending with
-    # the failure: six sites log more than they hold, so the tail, not the start.
+    # the failure: the sites log more than they hold, so the tail, not the start.
     tail = body.split(f"Last {LOG_TAIL_LINES} log lines:")[1]
     assert "hotel-lumiere: listing page failed" in tail and "HTTP 503" in tail
 
