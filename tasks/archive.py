@@ -32,7 +32,7 @@ from tasks.checksums import damage, file_digest, restore_hint
 from tasks.currency import data_version
 from tasks.export import export_day
 from tasks.runinfo import RunPlace, slurm_jobs, where_am_i
-from tasks.storage import DataRoot, staged_directory
+from tasks.storage import DataRoot, backup_name, staged_directory
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROVENANCE_PACKAGES = [
@@ -109,15 +109,18 @@ BACKUP_FOLDERS = ("data/warc/", "data/images/")
 
 
 def _site_of(name: str, day: date) -> str:
-    """The site of a backup file name (``<site>-<date>.warc.gz`` / ``.images.jsonl``)."""
-    return name.split(f"-{day.isoformat()}.")[0]
+    """The site of a backup file name (``<site>-<crawl>.warc.gz`` / ``.images.jsonl``)."""
+    parts = backup_name(name)
+    return parts[0] if parts is not None else name
 
 
 def _backups(root: DataRoot, day: date) -> dict[str, Path]:
-    """The day's page backups and image manifests: bag path (``data/...``) -> working file."""
+    """The page backups and image manifests of every crawl of the day: bag path
+    (``data/...``) -> working file."""
     found = {}
-    for source in sorted(root.warc_dir(day).glob(f"*-{day.isoformat()}.*")):
-        if source.name.endswith((".warc.gz", ".images.jsonl")):
+    for source in sorted(root.warc_dir(day).glob("*")):
+        parts = backup_name(source.name)
+        if parts is not None and parts[1].day == day and parts[2] in ("warc.gz", "images.jsonl"):
             found[str(root.archived_copy(day, source).relative_to(root.archive_dir(day)))] = source
     return found
 

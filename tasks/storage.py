@@ -119,15 +119,9 @@ class DataRoot:
         if not directory.is_dir():
             return {}
         for path in sorted(directory.glob("*.warc.gz")):
-            match = _WARC_NAME.fullmatch(path.name)
-            if match is None:
-                continue
-            try:
-                crawl = CrawlId.parse(match[2])
-            except ValueError:
-                continue
-            if crawl.day == day:
-                found.setdefault(crawl, []).append(match[1])
+            parts = backup_name(path.name)
+            if parts is not None and parts[2] == "warc.gz" and parts[1].day == day:
+                found.setdefault(parts[1], []).append(parts[0])
         return dict(sorted(found.items(), key=lambda item: item[0].moment))
 
     def archive_dir(self, day: date) -> Path:
@@ -155,7 +149,19 @@ class DataRoot:
         return tls
 
 
-_WARC_NAME = re.compile(r"(.+)-(\d{4}-\d{2}-\d{2}(?:T\d{4}Z)?)\.warc\.gz")
+_BACKUP_NAME = re.compile(r"(.+)-(\d{4}-\d{2}-\d{2}(?:T\d{4}Z)?)\.([a-z.0-9]+)")
+
+
+def backup_name(name: str) -> tuple[str, CrawlId, str] | None:
+    """(site, crawl, suffix) of a file name under ``warc/<day>/`` such as
+    ``ebay-2026-03-14T0600Z.warc.gz`` (suffix ``warc.gz``); None for any other name."""
+    match = _BACKUP_NAME.fullmatch(name)
+    if match is None:
+        return None
+    try:
+        return match[1], CrawlId.parse(match[2]), match[3]
+    except ValueError:
+        return None
 
 
 def sellers_beside(lots_file: Path) -> Path:

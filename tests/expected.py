@@ -9,7 +9,7 @@ site file changes one place.
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sites.demo.catalogue import HOUSES, MARKETPLACES, Catalogue, DemoConfig
@@ -91,3 +91,27 @@ def followed(
             stored[(site, lot_id)] = lot
         seen.append(crawl)
     return seen
+
+
+FOLLOW_MOMENTS = [
+    datetime(2026, 3, 14, 6, tzinfo=UTC),
+    datetime(2026, 3, 14, 18, tzinfo=UTC),
+    datetime(2026, 3, 15, 12, tzinfo=UTC),
+    datetime(2026, 3, 16, 12, tzinfo=UTC),
+]
+"""The follow tests' crawls: two on the 14th, one on the 15th and one on the 16th (UTC)."""
+
+
+def follow_subjects(config: DemoConfig) -> dict[str, MarketLot]:
+    """Per marketplace, a lot the first crawl's searches find open that sells on the 16th
+    before the last crawl: the one that will leave the search results on the 15th."""
+    first = dataclasses.replace(config, market_time=FOLLOW_MOMENTS[0])
+    found = set(market_hits(first))
+    chosen = {}
+    for site in MARKETPLACES:
+        catalogue = MarketCatalogue(config).at(FOLLOW_MOMENTS[-1])
+        closing = catalogue.closing_between(site, FOLLOW_MOMENTS[2], FOLLOW_MOMENTS[3])
+        sold = [lot for lot in closing if lot.status == "sold" and (site, lot.lot_id) in found]
+        assert sold, f"{site}: no lot found on the 14th that sells on the 16th"
+        chosen[site] = sold[0]
+    return chosen

@@ -9,17 +9,16 @@ ever stored as unsold. Checked against the demo catalogue as of each crawl.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from expected import followed, lifecycle, market_hits
+from expected import FOLLOW_MOMENTS, follow_subjects, followed, lifecycle
 
 from sites.demo.catalogue import MARKETPLACES, DemoConfig
-from sites.demo.marketplaces import MarketCatalogue, MarketLot
+from sites.demo.marketplaces import MarketCatalogue
 from sites.demo.server import DemoSite
 from sites.loader import SiteDefinition, load_sites
 from tasks.crawlid import CrawlId
@@ -27,9 +26,7 @@ from tasks.process import process_site
 from tasks.scrape import scrape_site
 from tasks.store import database_url_for, followed_lots, load_day, table_rows
 
-DAY1 = datetime(2026, 3, 14, tzinfo=UTC)
-MOMENTS = [DAY1 + timedelta(hours=6), DAY1 + timedelta(hours=18),
-           DAY1 + timedelta(days=1, hours=12), DAY1 + timedelta(days=2, hours=12)]  # fmt: skip
+MOMENTS = FOLLOW_MOMENTS
 CRAWLS = [CrawlId(m.date(), time(m.hour, m.minute)) for m in MOMENTS]
 
 
@@ -45,26 +42,11 @@ def _crawl(root: Path, sites: list[SiteDefinition], crawl: CrawlId) -> dict[str,
     return reports
 
 
-def _subject(config: DemoConfig) -> dict[str, MarketLot]:
-    """Per marketplace, a lot the first crawl's searches find open that sells on the 16th
-    before the last crawl: the one that will leave the search results on the 15th."""
-    first = dataclasses.replace(config, market_time=MOMENTS[0])
-    found = set(market_hits(first))
-    chosen = {}
-    for site in MARKETPLACES:
-        catalogue = MarketCatalogue(config).at(MOMENTS[-1])
-        closing = catalogue.closing_between(site, MOMENTS[2], MOMENTS[3])
-        sold = [lot for lot in closing if lot.status == "sold" and (site, lot.lot_id) in found]
-        assert sold, f"{site}: no lot found on the 14th that sells on the 16th"
-        chosen[site] = sold[0]
-    return chosen
-
-
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("following")
     config = DemoConfig(market_time=MOMENTS[0])
-    subjects = _subject(config)
+    subjects = follow_subjects(config)
     hidden = frozenset(lot.lot_id for lot in subjects.values())
     plan = [(m, hidden if m.date() == MOMENTS[2].date() else frozenset()) for m in MOMENTS]
     with DemoSite(config) as site, pytest.MonkeyPatch.context() as env:
