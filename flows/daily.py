@@ -15,13 +15,11 @@ from typing import Any
 
 from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed
 
-from flows.stages import EXPECTED_DURATIONS, Run, outcome
+from flows.stages import EXPECTED_DURATIONS, Run, crawl_for, outcome
 from infra.profiles import load_profile
 from infra.runner import ProfileTaskRunner
-from tasks.crawlid import CrawlId, at_time, scheduled
 from tasks.process import ProcessReport
 from tasks.storage import default_data_root
 
@@ -69,15 +67,3 @@ def daily_pipeline(
         run.collect_processing(processing)
         run.load_and_archive()
         return run.final_state()
-
-
-def crawl_for(day: dt.date | None, crawl_at: str | None) -> CrawlId:
-    """The crawl a run makes: the day's own (``crawl_at`` unset), the day at a UTC time, or
-    the flow run's scheduled start ("scheduled"); ValueError for any other ``crawl_at``."""
-    if crawl_at == "scheduled":
-        context = FlowRunContext.get()
-        run = context.flow_run if context else None
-        start = run.expected_start_time if run else None
-        return scheduled(start or dt.datetime.now(dt.UTC))
-    chosen = day or dt.date.today()
-    return CrawlId(chosen) if crawl_at is None else at_time(chosen, crawl_at)

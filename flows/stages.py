@@ -29,7 +29,7 @@ from flows.progress import ProgressArtifact
 from infra.runner import ProfileTaskRunner
 from sites.loader import SiteDefinition, load_sites
 from tasks.archive import ArchiveReport, archive_day
-from tasks.crawlid import CrawlId
+from tasks.crawlid import CrawlId, at_time, scheduled
 from tasks.process import ProcessReport, process_site
 from tasks.runinfo import RunPlace, slurm_jobs, where_am_i
 from tasks.runlock import day_lock, lock_warning
@@ -374,3 +374,17 @@ class Run:
             "slurm_jobs": slurm_jobs(self.places),
             "task_places": [asdict(p) for p in self.places],
         }
+
+
+# Here, not in flows/daily.py: a deployment loads that file as a module the Dask workers cannot
+# import, and a function defined there travels with the flow to every worker.
+def crawl_for(day: dt.date | None, crawl_at: str | None) -> CrawlId:
+    """The crawl a run makes: the day's own (``crawl_at`` unset), the day at a UTC time, or
+    the flow run's scheduled start ("scheduled"); ValueError for any other ``crawl_at``."""
+    if crawl_at == "scheduled":
+        context = FlowRunContext.get()
+        run = context.flow_run if context else None
+        start = run.expected_start_time if run else None
+        return scheduled(start or dt.datetime.now(dt.UTC))
+    chosen = day or dt.date.today()
+    return CrawlId(chosen) if crawl_at is None else at_time(chosen, crawl_at)
