@@ -38,6 +38,12 @@ class CrawlId:
         """When the crawl started, nominally, in UTC (a day's crawl: its midnight)."""
         return datetime.combine(self.day, self.at or time(0), UTC)
 
+    @property
+    def time(self) -> datetime | None:
+        """A timed crawl's start in UTC (what observations record as crawl_time); None for
+        a day's one crawl, which has no time of its own."""
+        return None if self.at is None else self.moment
+
     def __str__(self) -> str:
         return self.id
 

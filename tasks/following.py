@@ -13,7 +13,7 @@ observation: those are what crawls saw.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, update
@@ -34,7 +34,8 @@ def _unfinished() -> Any:
     )
 
 
-def _cutoff(site: SiteDefinition, crawl: CrawlId) -> Any:
+def _cutoff(site: SiteDefinition, crawl: CrawlId) -> datetime:
+    """The end before which a lot without a result is no longer followed."""
     return crawl.moment - timedelta(days=site.follow_days)
 
 

@@ -658,7 +658,7 @@ def parse_sale_day(text: str, site: SiteDefinition) -> dt.date:
 def parse_site_time(text: str, site: SiteDefinition, name: str) -> dt.datetime:
     """The time in ``text`` as the site's rule for field ``name`` writes it, in UTC."""
     rule = site.fields[name]
-    return parse_time(text, rule.parser, site.date_languages).astimezone(dt.UTC)
+    return parse_time(text, rule.parser, site.date_languages)
 
 
 _BOOLEANS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}

@@ -51,7 +51,7 @@ def _observation(record: SellerRecord, crawl: CrawlId) -> dict[str, Any]:
         "seller_id": record.seller_id,
         "crawl_id": crawl.id,
         "crawl_date": crawl.day,
-        "crawl_time": crawl.moment if crawl.at is not None else None,
+        "crawl_time": crawl.time,
         **_profile(record),
         "raw": json.dumps(record.raw, sort_keys=True, ensure_ascii=False),
     }

@@ -56,7 +56,16 @@ class SellerRecord(BaseModel):
 
 class SellerValidationError(ValueError):
     """A profile page whose fields cannot be read; the message names site, seller, URL and
-    each field with its raw value and what was expected."""
+    each field with its raw value and what was expected. ``raw`` holds the strings read."""
+
+    def __init__(self, message: str, raw: RawLot) -> None:
+        """The problems as ``message``; ``raw`` the profile's extracted strings."""
+        super().__init__(message)
+        self.raw = raw
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled between processes like LotValidationError: keep both arguments.
+        return (type(self), (str(self), self.raw))
 
 
 def seller_url(site: SiteDefinition, lot_page: Page, lot_url: str, raw: RawLot) -> str | None:
@@ -83,7 +92,7 @@ def _member_since(profile: SellerProfile, site: SiteDefinition) -> Callable[[str
     def read(text: str) -> dt.date:
         if parser == "date":
             return parse_sale_date(text, site.date_languages)
-        return parse_time(text, parser, site.date_languages).astimezone(dt.UTC).date()
+        return parse_time(text, parser, site.date_languages).date()
 
     return read
 
@@ -121,7 +130,7 @@ def normalise_seller(site: SiteDefinition, seller_id: str, url: str, page: Page)
         problems.append(f"rating: got {raw.get('rating')!r}, above its scale of {scale}")
     if problems:
         raise SellerValidationError(
-            f"site {site.name!r}, seller {seller_id!r} ({url}): {'; '.join(problems)}"
+            f"site {site.name!r}, seller {seller_id!r} ({url}): {'; '.join(problems)}", raw
         )
     return SellerRecord(
         site=site.name,
@@ -174,6 +183,7 @@ def stored_sellers(site: SiteDefinition, warc: Path, wanted: dict[str, str]) -> 
         try:
             found.records.append(normalise_seller(site, seller_id, final, pages[final]))
         except SellerValidationError as exc:
-            raw = extract_fields(site.seller.fields, pages[final], final)
-            found.held.append({"url": final, "seller_id": seller_id, "raw": raw, "error": str(exc)})
+            found.held.append(
+                {"url": final, "seller_id": seller_id, "raw": exc.raw, "error": str(exc)}
+            )
     return found

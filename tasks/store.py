@@ -424,7 +424,7 @@ def observation_row(record: LotRecord, day: date | CrawlId) -> dict[str, Any]:
         "lot_key": record.lot_key,
         "crawl_id": crawl.id,
         "crawl_date": crawl.day,
-        "crawl_time": crawl.moment if crawl.at is not None else None,
+        "crawl_time": crawl.time,
         "house": record.house,
         **_described(record),
         **_observed(record),

@@ -131,10 +131,10 @@ def _parse_text_time(text: str, languages: tuple[str, ...]) -> dt.datetime | Non
 
 
 def parse_time(text: str, form: str, languages: Sequence[str] = ("en",)) -> dt.datetime:
-    """``text`` read in ``form`` (a site file's time parser) as an aware datetime; the
-    ``datetime`` form reads text in ``languages``."""
+    """``text`` read in ``form`` (a site file's time parser) as an aware datetime in UTC;
+    the ``datetime`` form reads text in ``languages``."""
     if form == "timestamp":
-        return parse_iso_timestamp(text)
+        return parse_iso_timestamp(text).astimezone(dt.UTC)
     if form in _UNITS:
         return parse_epoch(text, form)
     if form == "datetime":

@@ -5,6 +5,7 @@ marketplaces' sellers, with profiles that fail or cannot be read, and bad seller
 from __future__ import annotations
 
 import json
+import pickle
 from collections import Counter
 from datetime import date
 from decimal import Decimal
@@ -33,7 +34,7 @@ PROFILE_PATHS = {"ebay": "/ebay/usr/", "liveauctioneers": "/liveauctioneers/auct
                  "catawiki": "/catawiki/u/"}  # fmt: skip
 
 
-def _crawl(site: DemoSite, root: Path, sites: list[SiteDefinition]) -> dict[str, Any]:
+def _crawl(root: Path, sites: list[SiteDefinition]) -> dict[str, Any]:
     reports = {}
     for definition in sites:
         scraped = scrape_site(definition, DAY, str(root))
@@ -70,10 +71,10 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with DemoSite(config) as site, pytest.MonkeyPatch.context() as env:
         env.setenv("DEMO_SITE_URL", site.url)
         sites = load_sites(list(MARKETPLACES))
-        first = _crawl(site, root, sites)
+        first = _crawl(root, sites)
         requests = {m: site.request_count(PROFILE_PATHS[m]) for m in MARKETPLACES}
         paths = site.requested_paths()
-        again = _crawl(site, root, sites)  # the same day again: reused, nothing new
+        again = _crawl(root, sites)  # the same day again: reused, nothing new
         requests_again = site.request_count() - len(paths)
     return {"root": root, "config": config, "first": first, "again": again,
             "requests": requests, "paths": paths, "requests_again": requests_again}  # fmt: skip
@@ -138,7 +139,7 @@ def test_a_profile_refused_by_robots_loses_only_the_profile(tmp_path: Path) -> N
     ):
         env.setenv("DEMO_SITE_URL", site.url)
         sites = load_sites(["ebay"])
-        result = _crawl(site, tmp_path, sites)
+        result = _crawl(tmp_path, sites)
         assert site.request_count("/ebay/usr/") == 0
     scraped, processed = result["reports"]["ebay"]
     assert processed.lots == scraped.lot_pages > 0 and processed.sellers == 0
@@ -172,6 +173,9 @@ def test_a_profile_field_that_cannot_be_read_holds_the_seller_back_naming_it() -
         with pytest.raises(SellerValidationError, match=named) as held:
             normalise_seller(ebay, "galerie.kanaga", "https://e/usr/x", _ebay_profile(rating))
         assert "galerie.kanaga" in str(held.value) and "rating" in str(held.value)
+        copy = pickle.loads(pickle.dumps(held.value))  # as a worker would send it
+        assert (str(copy), copy.raw) == (str(held.value), held.value.raw)
+        assert held.value.raw["rating"] == rating.removesuffix("%").strip()  # the regex group
     with pytest.raises(SellerValidationError, match="member_since"):
         normalise_seller(ebay, "x", "https://e/usr/x", _ebay_profile("99.8%", "yesterday"))
 
