@@ -8,6 +8,7 @@ happen only in the commands that need them, so ``cluster status`` answers at onc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -154,6 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
     lot.add_argument("--date", type=_iso_date, default=None, help="the day (default today)")
     lot.add_argument("--data-root", type=_data_root, default=None)
     lot.add_argument("--json", action="store_true", help="print one JSON object")
+
+    history = commands.add_parser(
+        "lot-history",
+        help="print a lot's observations, one per crawl, as a table",
+        description="Print every stored observation of one lot, oldest crawl first: status, "
+        "bids, current bid, sold price, end time, seller. Reads the database of the data root "
+        "(or $AUCTION_PIPELINE_DATABASE_URL) and never writes to it. Exit 0 when the lot was "
+        "found, 2 when the site or lot is not in the database (the message shows what is), "
+        "3 when the database cannot be read.",
+    )
+    history.add_argument("site", metavar="SITE", help="site name, as in the lots table")
+    history.add_argument(
+        "lot", metavar="LOT_ID", help="the lot's key (lot_key in lots.csv) or its page URL"
+    )
+    history.add_argument("--data-root", type=_data_root, default=None)
+    shape = history.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--csv", action="store_true", help="write the bag's lot_history columns as CSV"
+    )
+    shape.add_argument("--json", action="store_true", help="print one JSON object")
 
     archive = commands.add_parser("archive", help="check the daily archive bags")
     archive.add_argument("action", choices=["verify"])
@@ -334,6 +355,30 @@ def cmd_lot(args: argparse.Namespace) -> int:
         return EXIT_CANNOT_START
     print(json.dumps(report.as_dict(), default=str) if args.json else report.text())
     return 0 if report.ok else EXIT_FAILED_RUN
+
+
+def cmd_lot_history(args: argparse.Namespace) -> int:
+    """Print one lot's observations (``tasks/history.py``); read-only."""
+    from tasks.history import LotNotFound, lot_history, render_history
+    from tasks.storage import default_data_root
+    from tasks.store import DatabaseConnectionError, database_url_for
+
+    root = Path(args.data_root or default_data_root()).resolve()
+    try:
+        history = lot_history(database_url_for(root), args.site, args.lot)
+    except LotNotFound as exc:
+        print(f"auction-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DatabaseConnectionError as exc:
+        print(f"auction-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
+    if args.csv:
+        sys.stdout.buffer.write(history.csv())
+    elif args.json:
+        print(json.dumps(dataclasses.asdict(history), default=str))
+    else:
+        print(render_history(history))
+    return 0
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
@@ -532,6 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_reprocess(args)
         if args.command == "lot":
             return cmd_lot(args)
+        if args.command == "lot-history":
+            return cmd_lot_history(args)
         if args.command == "archive":
             return cmd_archive(args)
         if args.command == "sites":

@@ -3,8 +3,9 @@
 ``lots`` holds each lot observed on the day with what that day's crawl saw of it (sold, prices,
 estimates, converted amounts), so a day's bag reads the same when it is rebuilt after later
 days changed the lots' latest state; ``observations`` holds the day's observations as stored;
-``search_hits`` which search query found which lot that day; ``sellers`` the profiles of the
-lots' sellers read that day.
+``lot_history`` every observation up to the day of the lots observed that day (how their bids
+moved); ``search_hits`` which search query found which lot that day; ``sellers`` the profiles
+of the lots' sellers read that day.
 
 The files are deterministic, so rebuilding a bag from the same data gives byte-identical files
 and an unchanged manifest: rows in a fixed order that ends with the primary key, columns in the
@@ -250,6 +251,16 @@ OBSERVATION_COLUMNS: list[ColumnSpec] = [
     ),
 ]
 
+# A lot's moving parts over its crawls; what does not move (title, images...) is in lots.
+_HISTORY_FIELDS = (
+    "site", "lot_key", "crawl_id", "crawl_date", "crawl_time", "status", "sold", "currency",
+    "current_bid", "bid_count", "starting_price", "buy_now_price", "reserve_met", "sold_price",
+    "end_time", "seller_id", "reference_currency", "sold_price_ref",
+)  # fmt: skip
+LOT_HISTORY_COLUMNS: list[ColumnSpec] = [
+    spec for name in _HISTORY_FIELDS for spec in OBSERVATION_COLUMNS if spec.name == name
+]
+
 SEARCH_HIT_COLUMNS: list[ColumnSpec] = [
     ColumnSpec("site", search_hits, "text", "site name", "site definition of the lot"),
     ColumnSpec("lot_key", search_hits, "text", "identifier", "the lot within its site"),
@@ -335,6 +346,12 @@ TABLES: dict[str, tuple[list[ColumnSpec], str]] = {
         "database; the marketplaces are crawled several times a day). Ordered by site, "
         "lot_key, crawl_id.",
     ),
+    "lot_history": (
+        LOT_HISTORY_COLUMNS,
+        "Every observation up to this day of each lot observed on the day, one row per lot "
+        "and crawl, oldest first: how its status, bids and price moved (join lots on site and "
+        "lot_key for what the lot is). Ordered by site, lot_key, crawl_id.",
+    ),
     "search_hits": (
         SEARCH_HIT_COLUMNS,
         "Which search query found which lot that day, one row per pair (lots from a dated "
@@ -405,6 +422,21 @@ def _query_observations(conn: Connection, day: date) -> list[dict[str, Any]]:
         select(*(observations.c[spec.name] for spec in OBSERVATION_COLUMNS))
         .where(observations.c.crawl_date == day)
         .order_by(*observations.primary_key.columns)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _query_lot_history(conn: Connection, day: date) -> list[dict[str, Any]]:
+    o, seen = observations, observations.alias("seen")
+    observed_that_day = (
+        select(seen.c.lot_key)
+        .where(seen.c.site == o.c.site, seen.c.lot_key == o.c.lot_key, seen.c.crawl_date == day)
+        .exists()
+    )
+    query = (
+        select(*(o.c[spec.name] for spec in LOT_HISTORY_COLUMNS))
+        .where(o.c.crawl_date <= day, observed_that_day)
+        .order_by(*o.primary_key.columns)
     )
     return [dict(row) for row in conn.execute(query).mappings()]
 
@@ -514,6 +546,7 @@ def export_day(database_url: str, day: date, out_dir: Path) -> list[Path]:
         contents = {
             "lots": _query_lots(conn, day),
             "observations": _query_observations(conn, day),
+            "lot_history": _query_lot_history(conn, day),
             "search_hits": _query_search_hits(conn, day),
             "sellers": _query_sellers(conn, day),
         }

@@ -59,7 +59,7 @@ from sites.loader import SiteDefinition
 from tasks.crawlid import CrawlId, crawl_of
 from tasks.following import close_unfollowed, lots_to_follow
 from tasks.jsonlines import UnstorableValueError, read_models
-from tasks.migrate import SchemaVersionError, upgrade_schema
+from tasks.migrate import BASELINE, HEAD, SchemaVersionError, current_revision, upgrade_schema
 from tasks.normalise import LotRecord
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.schema import Money, houses, lots, metadata, observations, sales, search_hits
@@ -640,6 +640,24 @@ def existing(database_url: str, table: Table) -> Iterator[Connection | None]:
             return
     with transaction(database_url, create_schema=False) as conn:
         yield conn if inspect(conn).has_table(table.name) else None
+
+
+@contextmanager
+def reading(database_url: str, table: Table) -> Iterator[Connection | None]:
+    """As :func:`existing`, for commands that only read (``lot-history``, the notebook): a
+    database at another schema revision is refused with what to do, never upgraded by a
+    reader (the next run upgrades it, in one transaction)."""
+    with existing(database_url, table) as conn:
+        if conn is not None:
+            revision = current_revision(conn) or BASELINE
+            if revision != HEAD:
+                raise DatabaseVersionError(
+                    f"{masked(database_url)} has schema revision {revision}; this release "
+                    f"reads {HEAD}. If it is older, the next `auction-pipeline run` (or "
+                    "`reprocess`) upgrades it in place, losing nothing; if newer, upgrade "
+                    "auction-pipeline (git pull && infra/bootstrap.sh). Nothing was read"
+                )
+        yield conn
 
 
 def followed_lots(database_url: str, site: SiteDefinition, crawl: date | CrawlId) -> list[str]:

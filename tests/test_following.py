@@ -15,31 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crawling import crawl_here
 from expected import FOLLOW_MOMENTS, follow_subjects, followed, lifecycle
 
 from sites.demo.catalogue import MARKETPLACES, DemoConfig
 from sites.demo.marketplaces import MarketCatalogue
 from sites.demo.server import DemoSite
-from sites.loader import SiteDefinition, load_sites
+from sites.loader import load_sites
 from tasks.crawlid import CrawlId
-from tasks.process import process_site
-from tasks.scrape import scrape_site
-from tasks.store import database_url_for, followed_lots, load_day, table_rows
+from tasks.store import database_url_for, table_rows
 
 MOMENTS = FOLLOW_MOMENTS
 CRAWLS = [CrawlId(m.date(), time(m.hour, m.minute)) for m in MOMENTS]
-
-
-def _crawl(root: Path, sites: list[SiteDefinition], crawl: CrawlId) -> dict[str, Any]:
-    url = database_url_for(root)
-    reports = {}
-    for site in sites:
-        revisit = followed_lots(url, site, crawl)
-        scraped = scrape_site(site, crawl, str(root), revisit=revisit)
-        reports[site.name] = (scraped, process_site(site, crawl, str(root)), revisit)
-    files = [processed.processed_file for _, processed, _ in reports.values()]
-    reports["load"] = load_day(crawl, sites, files, url)
-    return reports
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +42,9 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         runs = []
         for (moment, hide), crawl in zip(plan, CRAWLS, strict=True):
             site.reconfigure(market_time=moment, hidden_from_search=hide)
-            runs.append(_crawl(root, sites, crawl))
+            runs.append(crawl_here(root, sites, crawl))
         sent = site.request_count()
-        again = _crawl(root, sites, CRAWLS[-1])  # the last crawl re-run: reused, no change
+        again = crawl_here(root, sites, CRAWLS[-1])  # the last crawl re-run: reused, no change
         resent = site.request_count() - sent
     yield {"root": root, "config": config, "plan": plan, "runs": runs, "again": again,
            "resent": resent, "subjects": subjects}  # fmt: skip
@@ -138,14 +125,14 @@ def test_a_lot_whose_page_is_gone_is_closed_unknown_after_follow_days(tmp_path: 
     with DemoSite(config) as site, pytest.MonkeyPatch.context() as env:
         env.setenv("DEMO_SITE_URL", site.url)
         catawiki = load_sites(["catawiki"])[0].model_copy(update={"follow_days": 1})
-        first = _crawl(tmp_path, [catawiki], CrawlId(start.date(), time(6)))
+        first = crawl_here(tmp_path, [catawiki], CrawlId(start.date(), time(6)))
         assert first["load"].lots_loaded > 0
         lots = table_rows(database_url_for(tmp_path), "lots")
         gone = min((r for r in lots if r["status"] == "open"), key=lambda r: r["end_time"])
         later = gone["end_time"] + timedelta(days=2)
         path = gone["url"].removeprefix(site.url)
         site.reconfigure(market_time=later, disallow=(path,))
-        _crawl(tmp_path, [catawiki], CrawlId(later.date(), time(later.hour, later.minute)))
+        crawl_here(tmp_path, [catawiki], CrawlId(later.date(), time(later.hour, later.minute)))
     rows = {r["lot_key"]: r for r in table_rows(database_url_for(tmp_path), "lots")}
     assert (rows[gone["lot_key"]]["status"], rows[gone["lot_key"]]["sold"]) == (
         "closed-unknown", None,

@@ -257,6 +257,8 @@ def test_export_is_deterministic_and_typed(tmp_path: Path, sites: list[SiteDefin
         "lots.parquet",
         "observations.csv",
         "observations.parquet",
+        "lot_history.csv",
+        "lot_history.parquet",
         "search_hits.csv",
         "search_hits.parquet",
         "sellers.csv",
@@ -294,6 +296,18 @@ def test_export_is_deterministic_and_typed(tmp_path: Path, sites: list[SiteDefin
     observations = pq.read_table(tmp_path / "a" / "observations.parquet")
     assert observations.schema.names == [c.name for c in OBSERVATION_COLUMNS]
     assert observations.num_rows == 6
+
+    # A lot's history in a day's bag ends with that day; the next day's has both crawls.
+    history = list(csv.DictReader((tmp_path / "a" / "lot_history.csv").open()))
+    assert len(history) == 6
+    assert [r["crawl_id"] for r in history if r["lot_key"] == "lot-2"] == ["2026-03-14"] * 2
+    export_day(url, NEXT_DAY, tmp_path / "c")
+    later_history = list(csv.DictReader((tmp_path / "c" / "lot_history.csv").open()))
+    assert [(r["site"], r["lot_key"], r["crawl_id"], r["status"], r["sold_price"])
+            for r in later_history] == [
+        ("harrow-finch", "lot-2", "2026-03-14", "unsold", ""),
+        ("harrow-finch", "lot-2", "2026-03-15", "sold", "1700.00"),
+    ]  # fmt: skip
 
     dictionary = (tmp_path / "a" / "data-dictionary.md").read_text()
     assert "decimal128(18, 2)" in dictionary
