@@ -167,7 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     history.add_argument("site", metavar="SITE", help="site name, as in the lots table")
     history.add_argument(
-        "lot", metavar="LOT_ID", help="the lot's key (lot_key in lots.csv) or its page URL"
+        "lot",
+        metavar="LOT_ID",
+        nargs="?",
+        help="the lot's key (lot_key in lots.csv) or its page URL; without it, the lots "
+        "seen by the most crawls are listed",
     )
     history.add_argument("--data-root", type=_data_root, default=None)
     shape = history.add_mutually_exclusive_group()
@@ -359,12 +363,22 @@ def cmd_lot(args: argparse.Namespace) -> int:
 
 def cmd_lot_history(args: argparse.Namespace) -> int:
     """Print one lot's observations (``tasks/history.py``); read-only."""
-    from tasks.history import LotNotFound, lot_history, render_history
+    from tasks.history import (
+        LotNotFound,
+        lot_history,
+        most_observed,
+        render_history,
+        render_most_observed,
+    )
     from tasks.storage import default_data_root
     from tasks.store import DatabaseConnectionError, database_url_for
 
     root = Path(args.data_root or default_data_root()).resolve()
     try:
+        if args.lot is None:
+            found = most_observed(database_url_for(root), args.site)
+            print(json.dumps(found) if args.json else render_most_observed(args.site, found))
+            return 0
         history = lot_history(database_url_for(root), args.site, args.lot)
     except LotNotFound as exc:
         print(f"auction-pipeline: error: {exc}", file=sys.stderr)

@@ -53,14 +53,28 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _refusal(conn: Connection, site: str, lot: str, where: str) -> LotNotFound:
-    """Why ``lot`` is not found: the site unknown (naming those there are), or the lot
-    (naming keys that contain it, else a few of the site's keys)."""
-    count = conn.execute(select(func.count()).where(lots.c.site == site)).scalar_one()
+def _no_database(where: str) -> LotNotFound:
+    return LotNotFound(
+        f"no database at {where} yet: run the pipeline first (auction-pipeline run), or give "
+        "the data root that holds it (--data-root)"
+    )
+
+
+def _lot_count(conn: Connection, site: str, where: str) -> int:
+    """How many lots of ``site`` the database holds; LotNotFound naming the sites it does
+    hold when none."""
+    count = int(conn.execute(select(func.count()).where(lots.c.site == site)).scalar_one())
     if not count:
         names = conn.execute(select(lots.c.site).distinct().order_by(lots.c.site)).scalars()
         held = ", ".join(names) or "none yet"
-        return LotNotFound(f"{where} holds no lots of site {site!r}; the sites it holds: {held}")
+        raise LotNotFound(f"{where} holds no lots of site {site!r}; the sites it holds: {held}")
+    return count
+
+
+def _refusal(conn: Connection, site: str, lot: str, where: str) -> LotNotFound:
+    """Why ``lot`` is not found: the site unknown (raised, naming the sites there are), or
+    the lot (naming keys that contain it, else a few of the site's keys)."""
+    count = _lot_count(conn, site, where)
     similar = list(
         conn.execute(
             select(lots.c.lot_key)
@@ -107,10 +121,7 @@ def lot_history(database_url: str, site: str, lot: str) -> LotHistory:
     where = masked(database_url)
     with reading(database_url, lots) as conn:
         if conn is None:
-            raise LotNotFound(
-                f"no database at {where} yet: run the pipeline first (auction-pipeline run), "
-                "or give the data root that holds it (--data-root)"
-            )
+            raise _no_database(where)
         row = _lot_row(conn, site, lot)
         if row is None:
             raise _refusal(conn, site, lot, where)
@@ -179,6 +190,46 @@ def render_history(history: LotHistory) -> str:
         *_table([heading for _, heading in SHOWN], cells, right),
     ]
     return "\n".join(lines)
+
+
+def most_observed(database_url: str, site: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The lots of ``site`` seen by the most crawls (the longest followed), most first: key,
+    title, latest status, crawls, first and last crawl id. :class:`LotNotFound` without a
+    database or without lots of ``site``."""
+    o = observations
+    crawls = func.count(o.c.crawl_id).label("crawls")
+    query = (
+        select(
+            lots.c.lot_key,
+            lots.c.title,
+            lots.c.status,
+            crawls,
+            func.min(o.c.crawl_id).label("first_crawl"),
+            func.max(o.c.crawl_id).label("last_crawl"),
+        )
+        .join(o, (o.c.site == lots.c.site) & (o.c.lot_key == lots.c.lot_key))
+        .where(lots.c.site == site)
+        .group_by(lots.c.lot_key, lots.c.title, lots.c.status)
+        .order_by(crawls.desc(), lots.c.lot_key)
+        .limit(limit)
+    )
+    with reading(database_url, lots) as conn:
+        if conn is None:
+            raise _no_database(masked(database_url))
+        _lot_count(conn, site, masked(database_url))
+        return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def render_most_observed(site: str, found: list[dict[str, Any]]) -> str:
+    """``lot-history SITE`` without a lot: which lots there are to look at."""
+    cells = [
+        [row["lot_key"], str(row["crawls"]), row["first_crawl"], row["last_crawl"],
+         row["status"] or "", row["title"][:60]]
+        for row in found
+    ]  # fmt: skip
+    headings = ["lot", "crawls", "first crawl", "last crawl", "status", "title"]
+    lines = [f"the {len(found)} lots of {site} seen by the most crawls:", ""]
+    return "\n".join([*lines, *_table(headings, cells, right={1})])
 
 
 def seller_activity(database_url: str, site: str) -> list[dict[str, Any]]:

@@ -184,3 +184,25 @@ def test_seller_counts_match_the_catalogue(followed: dict[str, Any]) -> None:
             assert row["sold_total_ref"] == expected
     assert [row["lots"] for row in activity] == sorted((r["lots"] for r in activity), reverse=True)
     assert sum(row["sold"] for row in activity) > 0
+
+
+def test_without_a_lot_the_longest_followed_lots_are_listed(
+    followed: dict[str, Any], cli: Cli
+) -> None:
+    root = followed["root"]
+    crawls = Counter(
+        row["lot_key"]
+        for row in table_rows(database_url_for(root), "observations")
+        if row["site"] == SITE
+    )
+    listed = _lot_history(cli, root, SITE, "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert 0 < len(rows) <= 20
+    assert [(r["lot_key"], r["crawls"]) for r in rows] == sorted(
+        crawls.items(), key=lambda item: (-item[1], item[0])
+    )[: len(rows)]
+    assert rows[0]["crawls"] == len(CRAWLS)
+    table = _lot_history(cli, root, SITE).stdout.splitlines()
+    assert table[0] == f"the {len(rows)} lots of {SITE} seen by the most crawls:"
+    assert [line.split()[0] for line in table[3:]] == [r["lot_key"] for r in rows]
