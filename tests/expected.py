@@ -115,3 +115,20 @@ def follow_subjects(config: DemoConfig) -> dict[str, MarketLot]:
         assert sold, f"{site}: no lot found on the 14th that sells on the 16th"
         chosen[site] = sold[0]
     return chosen
+
+
+def seller_counts(
+    config: DemoConfig, site: str, lot_ids: set[str], moment: datetime
+) -> dict[str, dict[str, int]]:
+    """Per seller of the marketplace lots ``lot_ids``, as the catalogue has them at
+    ``moment``: how many lots, how many sold, how many still open (upcoming or open)."""
+    catalogue = MarketCatalogue(config).at(moment)
+    counts: dict[str, dict[str, int]] = {}
+    for lot_id in lot_ids:
+        lot = catalogue.lot(site, lot_id)
+        assert lot is not None, (site, lot_id)
+        row = counts.setdefault(lot.seller.seller_id, {"lots": 0, "sold": 0, "open": 0})
+        row["lots"] += 1
+        row["sold"] += lot.status == "sold"
+        row["open"] += lot.status in ("upcoming", "open")
+    return counts
