@@ -22,6 +22,7 @@ from infra import localslurm
 from sites.demo.catalogue import Catalogue, DemoConfig
 from sites.demo.server import DemoSite
 from sites.loader import SITES_DIR
+from tasks.history import lot_history, seller_activity
 from tasks.store import database_url_for, table_rows
 
 # Commands run without PREFECT_API_URL start a Prefect server with its history in the
@@ -222,6 +223,21 @@ def test_postgresql_and_sqlite_give_the_same_tables(
         rows = table_rows(sqlite_url, table)
         assert rows, table
         assert table_rows(postgres_url, table) == rows, table
+    # The bags' tables, read back through each backend's queries, are the same bytes.
+    sqlite_tables, pg_tables = (
+        tmp_path / name / "archive" / "2026-03-15" / "data" / "tables"
+        for name in ("sqlite", "postgresql")
+    )
+    names = sorted(path.name for path in sqlite_tables.iterdir())
+    assert "lot_history.parquet" in names and "sellers.csv" in names
+    assert names == sorted(path.name for path in pg_tables.iterdir())
+    for name in names:
+        assert (sqlite_tables / name).read_bytes() == (pg_tables / name).read_bytes(), name
+    lot = table_rows(sqlite_url, "lots")[-1]
+    history = lot_history(sqlite_url, lot["site"], lot["lot_key"])
+    assert history.rows and history == lot_history(postgres_url, lot["site"], lot["lot_key"])
+    sellers = seller_activity(sqlite_url, "ebay")
+    assert sellers and sellers == seller_activity(postgres_url, "ebay")
 
 
 def test_sites_check_shows_what_each_selector_extracts(cli, tmp_path: Path) -> None:
