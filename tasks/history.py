@@ -87,9 +87,12 @@ def _refusal(conn: Connection, site: str, lot: str, where: str) -> LotNotFound:
         hint = f"keys that contain it: {', '.join(similar)}"
     else:
         some = conn.execute(
-            select(lots.c.lot_key).where(lots.c.site == site).order_by(lots.c.lot_key)
+            select(lots.c.lot_key)
+            .where(lots.c.site == site)
+            .order_by(lots.c.lot_key)
+            .limit(EXAMPLES)
         ).scalars()
-        hint = f"its keys look like {', '.join(list(some)[:EXAMPLES])}"
+        hint = f"its keys look like {', '.join(some)}"
     return LotNotFound(
         f"{where} holds no lot {lot!r} of site {site!r} ({count} lots; {hint}). Give the "
         "lot_key (a column of the archive's lots.csv) or the lot's page URL as stored"
@@ -148,6 +151,12 @@ SHOWN: tuple[tuple[str, str], ...] = (
 """The columns ``lot-history`` prints, with their headings (``--csv`` writes them all)."""
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``), so a title or URL a hostile
+    site wrote cannot move the cursor or recolour the user's terminal."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _shown(value: Any, spec: ColumnSpec) -> str:
     if value is None:
         return ""
@@ -157,7 +166,7 @@ def _shown(value: Any, spec: ColumnSpec) -> str:
         return "yes" if value else "no"
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-    return str(value)
+    return _printable(str(value))
 
 
 def _table(headings: Sequence[str], cells: Sequence[Sequence[str]], right: set[int]) -> list[str]:
@@ -183,8 +192,8 @@ def render_history(history: LotHistory) -> str:
     if history.rows:
         crawls += f", {history.rows[0]['crawl_id']} to {last['crawl_id']}"
     lines = [
-        f"{history.site} {history.lot_key}: {history.title}",
-        history.url,
+        _printable(f"{history.site} {history.lot_key}: {history.title}"),
+        _printable(history.url),
         f"{crawls}; last status: {last.get('status') or 'not shown'}",
         "",
         *_table([heading for _, heading in SHOWN], cells, right),
@@ -223,8 +232,8 @@ def most_observed(database_url: str, site: str, limit: int = 20) -> list[dict[st
 def render_most_observed(site: str, found: list[dict[str, Any]]) -> str:
     """``lot-history SITE`` without a lot: which lots there are to look at."""
     cells = [
-        [row["lot_key"], str(row["crawls"]), row["first_crawl"], row["last_crawl"],
-         row["status"] or "", row["title"][:60]]
+        [_printable(row["lot_key"]), str(row["crawls"]), row["first_crawl"], row["last_crawl"],
+         row["status"] or "", _printable(row["title"][:60])]
         for row in found
     ]  # fmt: skip
     headings = ["lot", "crawls", "first crawl", "last crawl", "status", "title"]

@@ -31,7 +31,8 @@ from sites.demo.server import DemoSite
 from sites.loader import load_sites
 from tasks.archive import archive_day
 from tasks.crawlid import CrawlId
-from tasks.history import lot_history, render_history, seller_activity
+from tasks.export import LOT_HISTORY_COLUMNS
+from tasks.history import LotHistory, lot_history, render_history, seller_activity
 from tasks.store import database_url_for, table_rows
 
 SITE = "ebay"
@@ -203,3 +204,18 @@ def test_without_a_lot_the_longest_followed_lots_are_listed(
     table = _lot_history(cli, root, SITE).stdout.splitlines()
     assert table[0] == f"the {len(rows)} lots of {SITE} seen by the most crawls:"
     assert [line.split()[0] for line in table[3:]] == [r["lot_key"] for r in rows]
+
+
+def test_a_hostile_title_cannot_reach_the_terminal_as_control_characters() -> None:
+    history = LotHistory(
+        site=SITE,
+        lot_key="1\x1b]0;owned\x07",
+        title="Mask\x1b[2J\x1b[31m red\r\nfake line",
+        url="http://example.org/itm/1\x1b[0m",
+        seller_id="s\x00",
+        rows=[{spec.name: None for spec in LOT_HISTORY_COLUMNS} | {"crawl_id": "2026-03-14"}],
+    )
+    shown = render_history(history)
+    assert not any(ch in shown for ch in "\x1b\x07\x00\r")
+    assert shown.count("\n") == 5  # header, URL, summary, blank, heading, one row
+    assert "Mask\\x1b[2J\\x1b[31m red\\r\\nfake line" in shown
