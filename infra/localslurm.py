@@ -116,7 +116,9 @@ def render_slurm_conf(spec: LocalClusterSpec) -> str:
         f"SlurmdPidFile={s}/run/slurmd-%n.pid",
         f"SlurmctldLogFile={s}/log/slurmctld.log",
         f"SlurmdLogFile={s}/log/slurmd-%n.log",
-        "ProctrackType=proctrack/linuxproc",
+        # By process group: a Dask nanny whose batch script ended first is still the job's
+        # (linuxproc follows parentage and loses it), so scancel ends every process of a job.
+        "ProctrackType=proctrack/pgid",
         "TaskPlugin=task/none",
         "MpiDefault=none",
         "SchedulerType=sched/backfill",

@@ -242,6 +242,28 @@ def test_a_worker_job_scancelled_mid_scrape_has_its_site_redone_once(
     assert not _leftovers(data_root)
 
 
+def _processes_of_jobs(job_ids: list[str]) -> list[int]:
+    """Processes on this machine started inside one of the Slurm jobs (their SLURM_JOB_ID)."""
+    wanted = {f"SLURM_JOB_ID={job}".encode() for job in job_ids}
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if wanted & set(environ.read_bytes().split(b"\0")):
+                found.append(int(environ.parent.name))
+    return found
+
+
+def _wait_for_no_processes(job_ids: list[str]) -> None:
+    """Every process of the cancelled jobs is gone soon after they leave the queue: none
+    outlives its job to publish a WARC beside the re-run (the local cluster tracks a job's
+    processes by process group, as a cluster's proctrack/cgroup does, so a Dask nanny
+    orphaned by the end of its batch script is killed too)."""
+    deadline = time.monotonic() + 15
+    while (left := _processes_of_jobs(job_ids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes {left} outlived their cancelled jobs {job_ids}"
+
+
 def test_a_killed_flow_process_is_rerun_reusing_the_sites_it_finished(
     slurm_conf: Path, prefect_api_url: str, tmp_path: Path
 ) -> None:
@@ -261,6 +283,7 @@ def test_a_killed_flow_process_is_rerun_reusing_the_sites_it_finished(
             workers = run_slurm(["squeue", "-h", "--name", WORKER_JOB_NAME, "-o", "%i"]).stdout
             run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
             assert not wait_until_gone(workers.split(), 60), "worker jobs outlived scancel"
+            _wait_for_no_processes(workers.split())
         finished = _scraped(data_root)
         assert finished and finished < set(HOUSES), finished
         before = {house: site.request_count(f"/{house}/") for house in HOUSES}
