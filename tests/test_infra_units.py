@@ -107,7 +107,7 @@ def test_render_slurm_conf(tmp_path: Path) -> None:
     assert str(munge_socket_for(tmp_path)).startswith("/run/auction-pipeline/")
     assert "PartitionName=standard Nodes=n[1-3] Default=YES" in conf
     assert "PartitionName=dev Nodes=n[1-3] MaxTime=02:00:00" in conf
-    assert "ProctrackType=proctrack/linuxproc" in conf
+    assert "ProctrackType=proctrack/pgid" in conf  # scancel ends reparented processes too
     single = render_slurm_conf(LocalClusterSpec(state_dir=tmp_path, nodes=1, hostname="box"))
     assert "NodeName=n1 " in single and "Port=17001 " in single
 
