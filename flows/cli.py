@@ -292,6 +292,12 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(
                 f"  {name:<20}{row['pages']:>7}{row['lots']:>7}{row['images']:>8}  {status}"
             )
+    scheduled = summary.get("scheduled")
+    if scheduled and scheduled.get("late_minutes"):
+        lines.append(
+            f"  started late: scheduled for {scheduled['local']}, "
+            f"{scheduled['late_minutes']} min before it started"
+        )
     if summary.get("database"):
         lines.append(f"  database: {summary['database']} ({summary['new_lots']} new lots)")
     if summary.get("archive"):

@@ -17,6 +17,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture, as_completed
 
+from flows.schedule import current_schedule
 from flows.stages import EXPECTED_DURATIONS, Run, crawl_for, outcome
 from infra.profiles import load_profile
 from infra.runner import ProfileTaskRunner
@@ -40,7 +41,8 @@ def daily_pipeline(
     """Scrape, process, load and archive one day's auction sales.
 
     Args:
-        date: the sale date to collect (default: today).
+        date: the sale date to collect (default: a scheduled run's day in its schedule's
+            time zone, ``flows/schedule.py``; an ad hoc run's today).
         sites: site names from ``sites/*.yaml`` (default: all).
         profile: cluster profile from ``infra/profiles.yaml``: local, dev or prod.
         data_root: where backups, database and archive live (default: ``data/``).
@@ -50,9 +52,10 @@ def daily_pipeline(
             own backups and observations; unset, the run is the day's one crawl.
     """
     load_profile(profile)  # a bad profile fails the run here, before any data is touched
-    crawl = crawl_for(date, crawl_at)
+    schedule = current_schedule()
+    crawl = crawl_for(date, crawl_at, schedule)
     root = Path(data_root) if data_root else default_data_root()
-    with Run.start(crawl.day, root, sites, crawl) as run:
+    with Run.start(crawl.day, root, sites, crawl, schedule) as run:
         scrapes = {run.submit_scrape(name, rescrape): name for name in run.sites}
         processing: dict[PrefectFuture[ProcessReport], str] = {}
         for future in as_completed(list(scrapes)):

@@ -26,6 +26,7 @@ from prefect.logging import get_run_logger
 from prefect.states import Completed, Crashed, Failed
 
 from flows.progress import ProgressArtifact
+from flows.schedule import Scheduled, late_after, lateness_text
 from infra.runner import ProfileTaskRunner
 from sites.loader import SiteDefinition, load_sites
 from tasks.archive import ArchiveReport, archive_day
@@ -165,18 +166,26 @@ class Run:
     processed: dict[str, ProcessReport] = field(default_factory=dict)
     loaded: LoadReport | None = None
     archived: ArchiveReport | None = None
+    schedule: Scheduled | None = None  # a deployment run's scheduled start
+    late_by: dt.timedelta | None = None  # how late it started, past the threshold
 
     @classmethod
     @contextmanager
     def start(
-        cls, day: dt.date, data_root: Path, sites: list[str] | None, crawl: CrawlId | None = None
+        cls,
+        day: dt.date,
+        data_root: Path,
+        sites: list[str] | None,
+        crawl: CrawlId | None = None,
+        schedule: Scheduled | None = None,
     ) -> Iterator[Run]:
         """The record of the current flow run, for ``sites`` (default: all) on ``day``
         (``crawl``: which crawl of it; default the day's own), holding the data root's lock
         of the day for the block (``tasks/runlock.py``).
 
         Creates the data root group-private if it is new (``DataRoot.prepare``) and checks
-        the database, so an unreachable or damaged one is said now, not after the crawl.
+        the database, so an unreachable or damaged one is said now, not after the crawl. A
+        deployment run (``schedule``) that starts late says so in its log and summary.
         """
         context = get_run_context()
         assert isinstance(context, FlowRunContext) and context.flow_run is not None
@@ -184,6 +193,15 @@ class Run:
         for warning in (DataRoot(data_root).prepare(), lock_warning(data_root)):
             if warning:
                 logger.warning(warning)
+        late_by = schedule.late_by(dt.datetime.now(dt.UTC), late_after()) if schedule else None
+        if schedule and late_by:
+            logger.warning(
+                "this run started %s late: it was scheduled for %s (the worker was down, the "
+                "work pool paused or the queue full?); it collects %s all the same",
+                lateness_text(late_by),
+                schedule.local(),
+                day,
+            )
         purpose = f"{context.flow.name if context.flow else 'flow'} run {context.flow_run.id}"
         with day_lock(data_root, day, purpose):
             database_url = database_url_for(data_root)
@@ -196,6 +214,8 @@ class Run:
                 flow_name=context.flow.name if context.flow else "",
                 sites={s.name: s for s in load_sites(sites)},
                 crawl=crawl or CrawlId(day),
+                schedule=schedule,
+                late_by=late_by,
             )
 
     def submit_scrape(self, name: str, rescrape: bool) -> PrefectFuture[ScrapeReport]:
@@ -321,10 +341,15 @@ class Run:
                     "error": row["error"] or "",
                 }
             )
+        late = (
+            f" (scheduled for {self.schedule.local()}, started {lateness_text(self.late_by)} late)"
+            if self.schedule and self.late_by
+            else ""
+        )
         create_table_artifact(
             rows,
             key=f"{self.flow_name}-sites".lower(),
-            description=f"{self.flow_name} {self.day}: per-site results",
+            description=f"{self.flow_name} {self.day}{late}: per-site results",
         )
 
     def final_state(self) -> State[Any]:
@@ -337,6 +362,18 @@ class Run:
             message = "; ".join(parts + self.errors)
             return Failed(message=message, data=SitesFailed(message, summary))
         return Completed(message=f"{len(self.processed)} site(s) collected", data=summary)
+
+    def _scheduled(self) -> dict[str, Any] | None:
+        """A deployment run's schedule for the summary: when, in which zone, how late."""
+        if self.schedule is None:
+            return None
+        late = self.late_by
+        return {
+            "at": self.schedule.at.astimezone(dt.UTC).isoformat(),
+            "local": self.schedule.local(),
+            "timezone": self.schedule.timezone,
+            "late_minutes": round(late.total_seconds() / 60) if late else None,
+        }
 
     def summary(self) -> dict[str, Any]:
         """Per-site counts, database, archive, failures and the Slurm jobs that did the work."""
@@ -364,6 +401,7 @@ class Run:
             "flow_run_id": self.flow_run_id,
             "date": self.day.isoformat(),
             "crawl": self.crawl.id,
+            "scheduled": self._scheduled(),
             "data_root": self.data_root,
             "sites": per_site,
             "database": loaded.database if loaded else None,
@@ -378,13 +416,21 @@ class Run:
 
 # Here, not in flows/daily.py: a deployment loads that file as a module the Dask workers cannot
 # import, and a function defined there travels with the flow to every worker.
-def crawl_for(day: dt.date | None, crawl_at: str | None) -> CrawlId:
+def crawl_for(
+    day: dt.date | None, crawl_at: str | None, schedule: Scheduled | None = None
+) -> CrawlId:
     """The crawl a run makes: the day's own (``crawl_at`` unset), the day at a UTC time, or
-    the flow run's scheduled start ("scheduled"); ValueError for any other ``crawl_at``."""
+    the flow run's scheduled start ("scheduled"); ValueError for any other ``crawl_at``.
+
+    Without ``day``, a deployment's run collects the day it was scheduled for in its
+    schedule's time zone (``schedule``, ``flows/schedule.py``); an ad hoc run, today.
+    """
     if crawl_at == "scheduled":
+        if schedule is not None:
+            return scheduled(schedule.at)
         context = FlowRunContext.get()
         run = context.flow_run if context else None
         start = run.expected_start_time if run else None
         return scheduled(start or dt.datetime.now(dt.UTC))
-    chosen = day or dt.date.today()
+    chosen = day or (schedule.day if schedule else dt.date.today())
     return CrawlId(chosen) if crawl_at is None else at_time(chosen, crawl_at)

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from infra.notifier import LOG_TAIL_LINES
 from infra.ports import free_port
 from infra.runner import WORKER_JOB_NAME
 from infra.slurm import job_records, parse_scontrol_jobs, run_slurm
-from sites.demo.catalogue import HOUSES, DemoConfig
+from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
 from sites.demo.server import DemoSite
 
 pytestmark = [pytest.mark.slurm, pytest.mark.prefect_server]
@@ -195,6 +196,63 @@ def test_deployment_run_on_the_dev_partition(
         task_runs = recorded_task_runs(server, flow_run["id"], tasks)
         assert len(task_runs) == tasks
         assert {t["state_type"] for t in task_runs} == {"COMPLETED"}
+
+
+def test_a_run_scheduled_for_a_past_time_collects_that_day_in_the_schedules_zone(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    data_root = tmp_path / "dev-data"
+    env = _dev_env(server, data_root)
+    deployed = cli("deploy", env=env, timeout=120)
+    assert deployed.returncode == 0, deployed.stderr[-2000:]
+    # 23:30 UTC on 14 June is 00:30 on the 15th in London (summer time), whatever this host's
+    # zone: the dev deployment's schedule counts days in Europe/London, so the run collects
+    # the 15th; it is months late, and says so.
+    argv = [
+        BIN / "prefect",
+        "deployment",
+        "run",
+        "daily-pipeline/dev",
+        "--start-at",
+        "2026-06-14 23:30:00 UTC",
+        "--watch",
+        "--watch-timeout",
+        "300",
+    ]
+    host_elsewhere = {**env, "TZ": "America/New_York"}  # the flow's host: New York time
+    with DemoSite() as site, _worker(host_elsewhere, site.url, tmp_path / "worker.log"):
+        run = subprocess.run(
+            argv,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=360,
+            check=False,
+        )
+        expected = {(h, lot.lot_id) for h in HOUSES
+                    for lot in Catalogue(site.config).lots(h, date(2026, 6, 15))}  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert sorted(p.name for p in (data_root / "archive").iterdir()) == ["2026-06-15"]
+    with sqlite3.connect(data_root / "auction.sqlite") as conn:
+        stored = set(conn.execute("SELECT site, lot_key FROM lots WHERE sale_date = '2026-06-15'"))
+        assert conn.execute("SELECT count(*) FROM lots").fetchone() == (len(expected),)
+    assert stored == expected
+
+    provenance = json.loads((data_root / "archive" / "2026-06-15" / "provenance.json").read_text())
+    run_id = provenance["flow_run_id"]
+    with httpx.Client(base_url=server, timeout=30) as api:
+        flow_run = api.get(f"/flow_runs/{run_id}").json()
+        assert flow_run["expected_start_time"].startswith("2026-06-14T23:30:00")
+        assert flow_run["parameters"].get("date") is None
+        logs = api.post("/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}}).json()
+        late = [m["message"] for m in logs if "late: it was scheduled for" in m["message"]]
+        assert late and "scheduled for 2026-06-15 00:30 Europe/London" in late[0], late
+        assert "it collects 2026-06-15" in late[0]
+        artifacts = api.post(
+            "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}
+        ).json()
+        described = [a["description"] or "" for a in artifacts if a["type"] == "table"]
+        assert any("scheduled for 2026-06-15 00:30 Europe/London" in d for d in described)
 
 
 def _run_id(started: subprocess.CompletedProcess[str]) -> str:

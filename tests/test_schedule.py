@@ -93,3 +93,19 @@ def test_the_threshold_comes_from_its_variable_and_bad_values_are_named() -> Non
         with pytest.raises(ValueError, match=LATE_AFTER_ENV) as caught:
             late_after({LATE_AFTER_ENV: bad})
         assert repr(bad) in str(caught.value)
+
+
+def test_a_runs_crawl_follows_its_schedule_unless_a_date_is_given() -> None:
+    from flows.stages import crawl_for
+    from tasks.crawlid import CrawlId
+
+    summer_night = Scheduled(dt.datetime(2026, 6, 14, 23, 30, tzinfo=UTC), "Europe/London")
+    assert crawl_for(None, None, summer_night) == CrawlId(dt.date(2026, 6, 15))
+    # An explicit date wins over the schedule.
+    assert crawl_for(dt.date(2026, 3, 14), None, summer_night) == CrawlId(dt.date(2026, 3, 14))
+    # A timed crawl of the scheduled day: the day in the schedule's zone, the time in UTC.
+    assert crawl_for(None, "06:00", summer_night) == CrawlId.parse("2026-06-15T0600Z")
+    # crawl_at: scheduled names the crawl by its scheduled UTC moment (crawl ids are UTC).
+    assert crawl_for(None, "scheduled", summer_night) == CrawlId.parse("2026-06-14T2330Z")
+    # An ad hoc run (no schedule): today.
+    assert crawl_for(None, None, None) == CrawlId(dt.date.today())
