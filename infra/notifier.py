@@ -13,6 +13,11 @@ Configuration comes from the environment, so no secret is in the repository::
     AUCTION_PIPELINE_MAIL_FROM, AUCTION_PIPELINE_MAIL_TO (comma-separated)
     AUCTION_PIPELINE_UI_URL (default: PREFECT_API_URL without /api)
 
+It also mails, once each, a scheduled run that has not started
+``$AUCTION_PIPELINE_MISSED_AFTER_MINUTES`` (default 30) after its scheduled time, with the
+state of its work pool and workers (``infra/missed_runs.py``), and a Prefect server that has
+not answered for as long.
+
 Which runs were mailed is kept in a state file (written atomically), so a restart neither
 forgets a failure nor mails it twice; a run whose mail the SMTP server refused is tried
 again at the next poll.
@@ -34,6 +39,14 @@ from typing import Any
 import httpx
 
 from infra.atomic import write_atomic
+from infra.missed_runs import (
+    ServerWatch,
+    compose_missed,
+    compose_unreachable,
+    is_missed,
+    missed_after,
+    pool_report,
+)
 from infra.prefect_api import auth_headers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -188,14 +201,25 @@ class Notifier:
         self.ui_url = ui_url or api_url.rstrip("/").removesuffix("/api")
         self.log = log
 
-    def _mailed(self) -> set[str]:
+    def _state(self, key: str) -> set[str]:
+        """The runs already mailed under ``key`` ("mailed": failures, "missed": late)."""
         try:
-            return set(json.loads(self.state_file.read_text())["mailed"])
-        except (OSError, ValueError, KeyError):
+            return set(json.loads(self.state_file.read_text()).get(key, []))
+        except (OSError, ValueError, AttributeError):
             return set()
 
-    def _remember(self, mailed: Iterable[str]) -> None:
-        write_atomic(self.state_file, json.dumps({"mailed": sorted(mailed)}).encode())
+    def _mailed(self) -> set[str]:
+        return self._state("mailed")
+
+    def _remember(self, mailed: Iterable[str], key: str = "mailed") -> None:
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if not isinstance(state, dict):
+            state = {}
+        state[key] = sorted(mailed)
+        write_atomic(self.state_file, json.dumps(state, sort_keys=True).encode())
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         response = self.api.post(path, json=body)
@@ -251,7 +275,8 @@ class Notifier:
         return [f"{e['timestamp'][11:19]} {e['message']}" for e in reversed(logs)]
 
     def poll_once(self, wait: bool = False) -> int:
-        """Mail every failed run not mailed yet; return how many were sent.
+        """Mail every failed run not mailed yet, then every run missed (not started in
+        time); return how many mails were sent.
 
         A run that ended moments ago is left for the next poll until it has settled (see
         :func:`_settles_in`); with ``wait`` this call waits for it instead.
@@ -287,13 +312,95 @@ class Notifier:
             self.log(f"mailed {message['Subject']} to {message['To']}")
         if first_start:
             self._remember(mailed)
+        return sent + self.poll_missed(first_start)
+
+    def missed_runs(self, after: timedelta, limit: int = 200) -> list[dict[str, Any]]:
+        """Deployment runs still Scheduled more than ``after`` past their scheduled start,
+        oldest first."""
+        now = datetime.now(UTC)
+        runs: list[dict[str, Any]] = self._post(
+            "/flow_runs/filter",
+            {
+                "flow_runs": {
+                    "state": {"type": {"any_": ["SCHEDULED"]}},
+                    "deployment_id": {"is_null_": False},
+                    "expected_start_time": {"before_": (now - after).isoformat()},
+                },
+                "sort": "EXPECTED_START_TIME_DESC",
+                "limit": limit,
+            },
+        )
+        return [run for run in reversed(runs) if is_missed(run, now, after)]
+
+    def _pool_lines(self, pool_name: str | None) -> list[str]:
+        now = datetime.now(UTC)
+        if not pool_name:
+            return ["work pool: the deployment names none (register it: auction-pipeline deploy)"]
+        response = self.api.get(f"/work_pools/{pool_name}")
+        if response.status_code == 404:
+            return pool_report(None, [], now)
+        response.raise_for_status()
+        workers = self._post(f"/work_pools/{pool_name}/workers/filter", {})
+        return pool_report(response.json(), workers, now)
+
+    def poll_missed(self, first_start: bool = False) -> int:
+        """Mail every scheduled run that has not started in time, once; how many were sent.
+        On the notifier's ``first_start``, runs missed more than a day ago are history."""
+        after = missed_after()
+        missed = self._state("missed")
+        sent = 0
+        for run in self.missed_runs(after):
+            if run["id"] in missed:
+                continue
+            if first_start and _older_than_a_day(run):
+                missed.add(run["id"])
+                continue
+            deployment = self.api.get(f"/deployments/{run['deployment_id']}").json()
+            flow = self.api.get(f"/flows/{run['flow_id']}").json()
+            message = compose_missed(
+                run,
+                f"{flow.get('name')}/{deployment.get('name')}",
+                self._pool_lines(run.get("work_pool_name") or deployment.get("work_pool_name")),
+                datetime.now(UTC),
+                self.ui_url,
+                self.settings.sender,
+                self.settings.recipients,
+            )
+            send(message, self.settings)
+            missed.add(run["id"])
+            self._remember(missed, "missed")
+            sent += 1
+            self.log(f"mailed {message['Subject']} to {message['To']}")
+        if first_start:
+            self._remember(missed, "missed")
         return sent
 
     def run_forever(self, interval: float = 30.0) -> None:
-        """Poll every ``interval`` seconds; an SMTP or API failure is logged and retried."""
+        """Poll every ``interval`` seconds; an SMTP or API failure is logged and retried. A
+        server that has not answered for ``$AUCTION_PIPELINE_MISSED_AFTER_MINUTES`` is
+        mailed once per outage: no run can start, fail or be reported meanwhile."""
+        watch = ServerWatch(missed_after())
         while True:
             try:
                 self.poll_once()
+                watch.answered()
+            except httpx.TransportError as exc:
+                self.log(f"notifier: the Prefect API does not answer: {exc}")
+                if watch.failed(datetime.now(UTC)):
+                    self._mail_unreachable(watch, str(exc))
             except (NotifierError, httpx.HTTPError) as exc:
                 self.log(f"notifier: {exc}")
             time.sleep(interval)
+
+    def _mail_unreachable(self, watch: ServerWatch, reason: str) -> None:
+        since = watch.down_since or datetime.now(UTC)
+        message = compose_unreachable(
+            str(self.api.base_url), since, reason, self.settings.sender, self.settings.recipients
+        )
+        try:
+            send(message, self.settings)
+        except NotifierError as exc:
+            self.log(f"notifier: {exc}")
+            watch.mailed = False  # try again at the next poll
+            return
+        self.log(f"mailed {message['Subject']} to {message['To']}")

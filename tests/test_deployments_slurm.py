@@ -5,6 +5,7 @@ back from the server, a worker from `auction-pipeline worker`, and `prefect depl
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.message
 import json
@@ -17,7 +18,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +230,7 @@ def test_a_run_scheduled_for_a_past_time_collects_that_day_in_the_schedules_zone
             check=False,
         )
         expected = {(h, lot.lot_id) for h in HOUSES
-                    for lot in Catalogue(site.config).lots(h, date(2026, 6, 15))}  # fmt: skip
+                    for lot in Catalogue(site.config).lots(h, dt.date(2026, 6, 15))}  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert sorted(p.name for p in (data_root / "archive").iterdir()) == ["2026-06-15"]
     with sqlite3.connect(data_root / "auction.sqlite") as conn:
@@ -265,6 +265,53 @@ def _run_id(started: subprocess.CompletedProcess[str]) -> str:
 def _mails_about(inbox: _Inbox, run_id: str) -> list[email.message.Message]:
     """The messages that link to this flow run (the module's server holds other runs too)."""
     return [m for m in inbox.messages if f"/runs/flow-run/{run_id}" in _body(m)]
+
+
+def test_a_scheduled_run_that_no_worker_starts_is_mailed_once(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    env = _dev_env(server, tmp_path / "dev-data")
+    deployed = cli("deploy", env=env, timeout=120)
+    assert deployed.returncode == 0, deployed.stderr[-2000:]
+    api = httpx.Client(base_url=server, timeout=30)
+
+    def pool_workers() -> list[dict[str, Any]]:
+        workers: list[dict[str, Any]] = api.post(
+            "/work_pools/auction-pipeline/workers/filter", json={}
+        ).json()
+        return workers
+
+    # A worker served the pool and stopped; then a run fell due with nobody to start it.
+    with DemoSite() as site, _worker(env, site.url, tmp_path / "worker.log"):
+        wait_for(lambda: any(w["status"] == "ONLINE" for w in pool_workers()), 60, "worker up")
+    due = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=3)
+    scheduled = subprocess.run(
+        [BIN / "prefect", "deployment", "run", "daily-pipeline/dev",
+         "--start-at", f"{due:%Y-%m-%d %H:%M:%S} UTC"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    run_id = _run_id(scheduled)
+    try:
+        assert api.get(f"/flow_runs/{run_id}").json()["state_type"] == "SCHEDULED"
+        state = tmp_path / "notifier.json"
+        with _smtp_server() as (inbox, port):
+            mail_env = {**_mail_env(env, port), "AUCTION_PIPELINE_MISSED_AFTER_MINUTES": "1"}
+            for _ in range(2):  # the second check finds it mailed already
+                once = cli("notifier", "--once", "--state-file", str(state), env=mail_env)
+                assert once.returncode == 0, once.stderr[-2000:]
+        (mail,) = _mails_about(inbox, run_id)
+        assert mail["Subject"] == (
+            f"[auction-pipeline] daily-pipeline/dev: run due {due:%Y-%m-%d %H:%M} UTC has not "
+            "started"
+        )
+        body = _body(mail)
+        assert f"scheduled for {due:%Y-%m-%d %H:%M} UTC and has not started" in body
+        assert "work pool auction-pipeline (process): " in body
+        workers = pool_workers()
+        assert workers and all(f"worker {w['name']}: " in body for w in workers), body
+        assert run_id in json.loads(state.read_text())["missed"]
+    finally:  # no later test's worker may pick it up
+        api.delete(f"/flow_runs/{run_id}")
 
 
 def _files(root: Path) -> dict[str, tuple[int, int]]:
