@@ -530,9 +530,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_notifier(args: argparse.Namespace) -> int:
-    """Mail failed and crashed deployment runs: once, or every --interval seconds."""
+    """Mail failed and crashed deployment runs, runs that never started and (if configured)
+    the daily digest: once, or every --interval seconds."""
+    from infra.digest import digest_at
+    from infra.missed_runs import missed_after
     from infra.notifier import DEFAULT_STATE_FILE, MailSettings, Notifier
 
+    try:  # a bad setting is said now, not at the first poll that needs it
+        missed_after()
+        digest_at()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     url = configured_api_url()
     if not url:
         raise UsageError("PREFECT_API_URL is not set: the notifier reads runs from the server")
@@ -545,7 +553,7 @@ def cmd_notifier(args: argparse.Namespace) -> int:
     )
     if args.once:
         sent = notifier.poll_once(wait=True)
-        note(f"{sent} failure e-mail(s) sent")
+        note(f"{sent} e-mail(s) sent")
         return 0
     notifier.run_forever(args.interval)
     return 0

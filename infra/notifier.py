@@ -16,7 +16,8 @@ Configuration comes from the environment, so no secret is in the repository::
 It also mails, once each, a scheduled run that has not started
 ``$AUCTION_PIPELINE_MISSED_AFTER_MINUTES`` (default 30) after its scheduled time, with the
 state of its work pool and workers (``infra/missed_runs.py``), and a Prefect server that has
-not answered for as long.
+not answered for as long; and, with ``$AUCTION_PIPELINE_DIGEST_AT``, a daily digest of the
+day's runs (``infra/digest.py``).
 
 Which runs were mailed is kept in a state file (written atomically), so a restart neither
 forgets a failure nor mails it twice; a run whose mail the SMTP server refused is tried
@@ -31,7 +32,7 @@ import smtplib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 import httpx
 
 from infra.atomic import write_atomic
+from infra.digest import DigestLine, compose_digest, digest_at, digest_due, lots_in_table
 from infra.missed_runs import (
     ServerWatch,
     compose_missed,
@@ -201,25 +203,28 @@ class Notifier:
         self.ui_url = ui_url or api_url.rstrip("/").removesuffix("/api")
         self.log = log
 
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
     def _state(self, key: str) -> set[str]:
         """The runs already mailed under ``key`` ("mailed": failures, "missed": late)."""
-        try:
-            return set(json.loads(self.state_file.read_text()).get(key, []))
-        except (OSError, ValueError, AttributeError):
-            return set()
+        value = self._load_state().get(key, [])
+        return set(value) if isinstance(value, list) else set()
 
     def _mailed(self) -> set[str]:
         return self._state("mailed")
 
-    def _remember(self, mailed: Iterable[str], key: str = "mailed") -> None:
-        try:
-            state = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            state = {}
-        if not isinstance(state, dict):
-            state = {}
-        state[key] = sorted(mailed)
+    def _save(self, key: str, value: Any) -> None:
+        state = self._load_state()
+        state[key] = value
         write_atomic(self.state_file, json.dumps(state, sort_keys=True).encode())
+
+    def _remember(self, mailed: Iterable[str], key: str = "mailed") -> None:
+        self._save(key, sorted(mailed))
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         response = self.api.post(path, json=body)
@@ -312,7 +317,7 @@ class Notifier:
             self.log(f"mailed {message['Subject']} to {message['To']}")
         if first_start:
             self._remember(mailed)
-        return sent + self.poll_missed(first_start)
+        return sent + self.poll_missed(first_start) + self.poll_digest()
 
     def missed_runs(self, after: timedelta, limit: int = 200) -> list[dict[str, Any]]:
         """Deployment runs still Scheduled more than ``after`` past their scheduled start,
@@ -374,6 +379,57 @@ class Notifier:
         if first_start:
             self._remember(missed, "missed")
         return sent
+
+    def poll_digest(self, now: datetime | None = None) -> int:
+        """Mail the daily digest (``infra/digest.py``) when it is configured and due: 1 if
+        sent, else 0."""
+        at = digest_at()
+        now = now or datetime.now(UTC)
+        last = self._load_state().get("digest")
+        if at is None or not digest_due(now, at, date.fromisoformat(last) if last else None):
+            return 0
+        window = {"after_": (now - timedelta(days=1)).isoformat(), "before_": now.isoformat()}
+        runs = self._post(
+            "/flow_runs/filter",
+            {"flow_runs": {"deployment_id": {"is_null_": False}, "expected_start_time": window},
+             "sort": "EXPECTED_START_TIME_ASC", "limit": 500},
+        )  # fmt: skip
+        tables = {}
+        if runs:
+            artifacts = self._post(
+                "/artifacts/filter",
+                {"artifacts": {"flow_run_id": {"any_": [r["id"] for r in runs]},
+                               "type": {"any_": ["table"]}}},
+            )  # fmt: skip
+            tables = {
+                a["flow_run_id"]: lots_in_table(a.get("data"))
+                for a in artifacts
+                if str(a.get("key") or "").endswith("-sites")
+            }
+        names: dict[str, str] = {}
+        lines = []
+        for run in runs:
+            deployment_id = run["deployment_id"]
+            if deployment_id not in names:
+                deployment = self.api.get(f"/deployments/{deployment_id}").json()
+                flow = self.api.get(f"/flows/{run['flow_id']}").json()
+                names[deployment_id] = f"{flow.get('name')}/{deployment.get('name')}"
+            lines.append(
+                DigestLine(
+                    deployment=names[deployment_id],
+                    scheduled=run.get("expected_start_time") or "",
+                    state=run.get("state_type") or "",
+                    lots=tables.get(run["id"]),
+                    message=(run.get("state") or {}).get("message") or "",
+                )
+            )
+        message = compose_digest(
+            now.date(), lines, self.ui_url, self.settings.sender, self.settings.recipients
+        )
+        send(message, self.settings)
+        self._save("digest", now.date().isoformat())
+        self.log(f"mailed {message['Subject']} to {message['To']}")
+        return 1
 
     def run_forever(self, interval: float = 30.0) -> None:
         """Poll every ``interval`` seconds; an SMTP or API failure is logged and retried. A

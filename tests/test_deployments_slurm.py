@@ -197,6 +197,20 @@ def test_deployment_run_on_the_dev_partition(
         assert len(task_runs) == tasks
         assert {t["state_type"] for t in task_runs} == {"COMPLETED"}
 
+    # The daily digest lists the run with the lots it collected, once a day.
+    with sqlite3.connect(data_root / "auction.sqlite") as conn:
+        (lots,) = conn.execute("SELECT count(*) FROM lots").fetchone()
+    state = tmp_path / "notifier.json"
+    with _smtp_server() as (inbox, port):
+        digest_env = {**_mail_env(env, port), "AUCTION_PIPELINE_DIGEST_AT": "00:00"}
+        for _ in range(2):
+            once = cli("notifier", "--once", "--state-file", str(state), env=digest_env)
+            assert once.returncode == 0, once.stderr[-2000:]
+    (digest,) = [m for m in inbox.messages if "digest" in m["Subject"]]
+    assert "run(s), all completed" in digest["Subject"], digest["Subject"]
+    line = next(line for line in _body(digest).splitlines() if "daily-pipeline/dev" in line)
+    assert "COMPLETED" in line and line.endswith(f" {lots} lots"), line
+
 
 def test_a_run_scheduled_for_a_past_time_collects_that_day_in_the_schedules_zone(
     slurm_conf: Path, server: str, cli, tmp_path: Path
@@ -377,7 +391,7 @@ def test_a_failed_deployment_run_is_mailed_once_and_shown_in_the_ui(
         first = cli("notifier", "--once", *state, env=mail_env)
         again = cli("notifier", "--once", *state, env=mail_env)
     assert first.returncode == 0, first.stderr
-    assert again.returncode == 0 and "0 failure e-mail(s) sent" in again.stderr
+    assert again.returncode == 0 and "0 e-mail(s) sent" in again.stderr
     (message,) = _mails_about(inbox, run_id)  # mailed exactly once
     assert message["Subject"] == "[auction-pipeline] daily-pipeline/dev 2026-03-14: run FAILED"
     assert message["To"] == "curator@example.org, rse@example.org"
