@@ -532,6 +532,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_notifier(args: argparse.Namespace) -> int:
     """Mail failed and crashed deployment runs, runs that never started and (if configured)
     the daily digest: once, or every --interval seconds."""
+    import httpx
+
     from infra.digest import digest_at
     from infra.missed_runs import missed_after
     from infra.notifier import DEFAULT_STATE_FILE, MailSettings, Notifier
@@ -552,7 +554,10 @@ def cmd_notifier(args: argparse.Namespace) -> int:
         log=note,
     )
     if args.once:
-        sent = notifier.poll_once(wait=True)
+        try:
+            sent = notifier.poll_once(wait=True)
+        except httpx.HTTPError as exc:
+            raise PrefectApiError(f"the notifier could not read runs from {url}: {exc}") from exc
         note(f"{sent} e-mail(s) sent")
         return 0
     notifier.run_forever(args.interval)

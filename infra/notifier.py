@@ -392,7 +392,7 @@ class Notifier:
         runs = self._post(
             "/flow_runs/filter",
             {"flow_runs": {"deployment_id": {"is_null_": False}, "expected_start_time": window},
-             "sort": "EXPECTED_START_TIME_ASC", "limit": 500},
+             "sort": "EXPECTED_START_TIME_ASC", "limit": 200},
         )  # fmt: skip
         tables = {}
         if runs:
