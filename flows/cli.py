@@ -114,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--rescrape", action="store_true", help="fetch sites again even if the day was scraped"
     )
     run.add_argument(
+        "--backups-from",
+        type=_data_root,
+        default=None,
+        metavar="DIR",
+        help="a sandbox: first copy the day's page backups from data root DIR (read only, "
+        "never written) into this run's own; sites found there are not fetched again",
+    )
+    run.add_argument(
         "--at",
         type=_utc_time,
         default=None,
@@ -130,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--profile", default="local", help="cluster profile (default: local)")
     again.add_argument("--data-root", type=_data_root, default=None)
     again.add_argument("--json", action="store_true", help="print one JSON object")
+    again.add_argument(
+        "--backups-from",
+        type=_data_root,
+        default=None,
+        metavar="DIR",
+        help="a sandbox: reprocess the day's page backups of data root DIR (read only, never "
+        "written) in this run's own data root, after copying them there",
+    )
     again.add_argument(
         "--drop-site",
         action="append",
@@ -331,7 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the pipeline once on the given profile."""
     summary = run_pipeline(
         args.profile, args.date, args.sites, args.data_root, rescrape=args.rescrape,
-        crawl_at=args.at,
+        crawl_at=args.at, backups_from=args.backups_from,
     )  # fmt: skip
     return _emit(summary, args.json)
 
@@ -345,6 +361,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
         args.data_root,
         reprocess=True,
         drop_sites=args.drop_sites,
+        backups_from=args.backups_from,
     )
     return _emit(summary, args.json)
 

@@ -13,12 +13,15 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from infra import localslurm
 from infra.prefect_api import configured_api_url, prefect_api
 from infra.profiles import SlurmProfile, load_profile
 from sites.loader import load_sites
+
+if TYPE_CHECKING:
+    from tasks.sandbox import ImportReport
 
 
 class UsageError(Exception):
@@ -87,12 +90,15 @@ def run_pipeline(
     crawl_at: str | None = None,
     reprocess: bool = False,
     drop_sites: list[str] | None = None,
+    backups_from: Path | None = None,
 ) -> dict[str, Any]:
     """Validate the input, make sure a Prefect API exists, run the flow; return its summary.
 
     ``crawl_at`` is the crawl's UTC time (``--at``) for sites crawled several times a day.
     ``reprocess`` runs the reprocess-day flow (stored pages only) instead of the daily one;
     ``drop_sites`` lets it rebuild the day's bag without sites whose backups are gone.
+    ``backups_from`` (a sandbox, ``tasks/sandbox.py``) first copies the day's page backups
+    of another data root, only reading it, into this run's own.
     A flow that raises still gives a summary with the date and every site, each naming why.
     """
     root = checked_data_root(data_root)
@@ -118,6 +124,16 @@ def run_pipeline(
     # Dask's scheduler chatter (workers joining and leaving) is not news to a researcher.
     logging.getLogger("distributed").setLevel(logging.WARNING)
     names = [d.name for d in definitions]
+    imported = None
+    if backups_from is not None:
+        if rescrape:
+            raise UsageError(
+                "--rescrape fetches the sites again and --backups-from works on stored pages: "
+                "give one of them"
+            )
+        check_free(root, day or date.today())
+        imported = _import_backups(backups_from, root, day or date.today(), names or None)
+        note(imported.text())
     if reprocess:
         assert day is not None
         backed_up = backed_up_sites(root, day)
@@ -158,8 +174,24 @@ def run_pipeline(
         summary = _summary_of_a_raised_flow(summary, day, everyone, root)
     summary["state"] = state.type.value
     summary["message"] = state.message
+    if imported is not None:
+        summary["backups_from"] = {"source": imported.source, "copied": imported.copied,
+                                   "kept": imported.kept}  # fmt: skip
     summary.setdefault("flow_run_id", str(state.state_details.flow_run_id))
     return cast(dict[str, Any], summary)
+
+
+def _import_backups(source: Path, root: Path, day: date, sites: list[str] | None) -> ImportReport:
+    """:func:`tasks.sandbox.import_backups`, its refusals as usage errors (nothing copied)."""
+    from tasks.sandbox import SandboxError, import_backups
+    from tasks.storage import DataRoot
+
+    if not source.is_dir():
+        raise UsageError(f"--backups-from {source} is not a directory (a data root)")
+    try:
+        return import_backups(source, DataRoot(root), day, sites)
+    except SandboxError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _summary_of_a_raised_flow(

@@ -16,7 +16,6 @@ renamed into place: ``archive/<date>/`` is either a complete, verified bag or ab
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import bagit
 
-from infra.atomic import write_atomic
+from infra.atomic import clone_into, write_atomic
 from tasks.checksums import damage, file_digest, restore_hint
 from tasks.currency import data_version
 from tasks.export import export_day
@@ -73,21 +72,13 @@ class ArchiveRefused(RuntimeError):
     """Rebuilding the day's bag would lose or archive damaged data; nothing was changed."""
 
 
-# Linux's FICLONE ioctl (linux/fs.h): share the source's blocks copy-on-write (btrfs, XFS,
-# bcachefs). A true copy where the filesystem cannot.
-_FICLONE = 0x40049409
-
-
 def copy_into_bag(source: Path, target: Path) -> None:
     """Give the bag its own copy of ``source``: a reflink where the filesystem has them, else
     a byte copy. Never a hard link: the bag and the working file must not be one inode, or
     damage to one (or a rescrape replacing it) would change or drop the other."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(source, "rb") as src, open(target, "wb") as dst:
-        try:
-            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-        except OSError:
-            shutil.copyfileobj(src, dst, length=1 << 20)
+        clone_into(src, dst)
     shutil.copystat(source, target)
 
 
