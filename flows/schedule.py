@@ -23,6 +23,8 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from infra.envminutes import minutes_setting
+
 LATE_AFTER_ENV = "AUCTION_PIPELINE_LATE_AFTER_MINUTES"
 DEFAULT_LATE_AFTER = dt.timedelta(minutes=60)
 
@@ -52,18 +54,7 @@ class Scheduled:
 def late_after(environ: Mapping[str, str] = os.environ) -> dt.timedelta:
     """The lateness threshold from ``$AUCTION_PIPELINE_LATE_AFTER_MINUTES``; ValueError
     naming the variable for anything but a non-negative number of minutes."""
-    text = environ.get(LATE_AFTER_ENV, "").strip()
-    if not text:
-        return DEFAULT_LATE_AFTER
-    try:
-        minutes = float(text)
-    except ValueError:
-        minutes = -1.0
-    if not 0 <= minutes <= 7 * 24 * 60:  # NaN fails too
-        raise ValueError(
-            f"${LATE_AFTER_ENV}={text!r}: expected minutes from 0 to 10080 (a week), e.g. 60"
-        )
-    return dt.timedelta(minutes=minutes)
+    return minutes_setting(LATE_AFTER_ENV, DEFAULT_LATE_AFTER, environ)
 
 
 def schedule_id_of(idempotency_key: str | None) -> UUID | None:

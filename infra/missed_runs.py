@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+from infra.envminutes import minutes_setting
+
 MISSED_AFTER_ENV = "AUCTION_PIPELINE_MISSED_AFTER_MINUTES"
 DEFAULT_MISSED_AFTER = timedelta(minutes=30)
 NOT_STARTED = ("SCHEDULED",)
@@ -29,18 +31,7 @@ def missed_after(environ: Mapping[str, str] = os.environ) -> timedelta:
     """How long after its scheduled start a run that has not started is mailed, from
     ``$AUCTION_PIPELINE_MISSED_AFTER_MINUTES`` (default 30); ValueError naming the variable
     for anything but minutes from 0 to a week."""
-    text = environ.get(MISSED_AFTER_ENV, "").strip()
-    if not text:
-        return DEFAULT_MISSED_AFTER
-    try:
-        minutes = float(text)
-    except ValueError:
-        minutes = -1.0
-    if not 0 <= minutes <= 7 * 24 * 60:  # NaN fails too
-        raise ValueError(
-            f"{MISSED_AFTER_ENV}={text!r}: expected minutes from 0 to 10080 (a week), e.g. 30"
-        )
-    return timedelta(minutes=minutes)
+    return minutes_setting(MISSED_AFTER_ENV, DEFAULT_MISSED_AFTER, environ)
 
 
 def is_missed(run: Mapping[str, Any], now: datetime, after: timedelta) -> bool:
