@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from deployments.register import DeploymentConfigError
+from deployments.config import DeploymentConfigError
 from flows.run import UsageError, note, run_pipeline
 from infra import localslurm
 from infra.notifier import NotifierError
@@ -247,13 +247,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-url", default=None, help="PostgreSQL URL (postgresql+asyncpg://...)"
     )
 
-    deploy = commands.add_parser("deploy", help="register the daily deployments (idempotent)")
+    deploy = commands.add_parser(
+        "deploy", help="check prefect.yaml and register its deployments and automations"
+    )
+    deploy.add_argument("--file", type=Path, default=None, help="default: prefect.yaml")
     deploy.add_argument(
-        "--file", type=Path, default=None, help="default deployments/deployments.yaml"
+        "--automations", type=Path, default=None, help="default: deployments/automations.yaml"
+    )
+    deploy.add_argument(
+        "--name",
+        action="append",
+        default=None,
+        help="register only this deployment (repeatable; default: all)",
     )
 
     worker = commands.add_parser("worker", help="run the worker that executes scheduled runs")
-    worker.add_argument("--pool", default=None, help="work pool (default: from deployments.yaml)")
+    worker.add_argument(
+        "--pool", default=None, help="work pool (default: auction-pipeline[-slurm] by type)"
+    )
     worker.add_argument(
         "--type",
         choices=["process", "slurm"],
@@ -508,12 +519,19 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    """Register the deployments with the server PREFECT_API_URL names."""
-    from deployments.register import DEFAULT_FILE, check_profiles, load_deployments, register
+    """Check prefect.yaml and register its deployments with the server PREFECT_API_URL names."""
+    from deployments.pools import UnknownWorkPool
+    from deployments.register import (
+        AUTOMATIONS_FILE,
+        PREFECT_FILE,
+        PrefectDeployError,
+        plan,
+        register,
+    )
     from infra.prefect_api import api_is_healthy
 
-    path = args.file or DEFAULT_FILE
-    check_profiles(load_deployments(path))  # bad input is reported before any server is asked
+    # Bad input is reported before any server is asked.
+    checked = plan(args.file or PREFECT_FILE, args.automations or AUTOMATIONS_FILE, args.name)
     url = configured_api_url()
     if not url:
         raise UsageError(
@@ -525,22 +543,26 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             f"the Prefect server at {url} (PREFECT_API_URL) is not reachable; start it with "
             "`auction-pipeline server up` or correct PREFECT_API_URL"
         )
-    for item in register(path):
-        print(f"registered {item.name} ({item.deployment_id})")
+    try:
+        for item in register(checked, args.name):
+            print(f"registered {item.name} ({item.object_id})")
+    except (PrefectDeployError, UnknownWorkPool) as exc:
+        raise PrefectApiError(str(exc)) from exc
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run a Prefect worker (process or slurm) on the deployments' work pool (until stopped)."""
-    from deployments.register import load_deployments
+    """Run a Prefect worker (process or Slurm) on the product's work pool (until stopped)."""
+    from deployments.pools import PROCESS_POOL, SLURM_POOL, SLURM_WORKER_TYPE
 
     if not configured_api_url():
         raise UsageError("PREFECT_API_URL is not set: the worker must reach the Prefect server")
     localslurm.use_running_cluster(log=note)
-    config = load_deployments()
-    pool = args.pool or (config.slurm_work_pool if args.type == "slurm" else config.work_pool)
+    slurm = args.type == "slurm"
+    pool = args.pool or (SLURM_POOL if slurm else PROCESS_POOL)
     prefect = Path(sys.executable).with_name("prefect")
-    argv = [str(prefect), "worker", "start", "--pool", pool, "--type", args.type]
+    kind = SLURM_WORKER_TYPE if slurm else "process"
+    argv = [str(prefect), "worker", "start", "--pool", pool, "--type", kind]
     note(f"starting: {' '.join(argv)}")
     os.execv(argv[0], argv)
     return 0  # not reached

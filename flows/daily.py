@@ -25,6 +25,23 @@ from tasks.process import ProcessReport
 from tasks.storage import default_data_root
 
 
+def data_root_of(data_root: str | None) -> Path:
+    """The run's data root; refuses an empty or unresolved one rather than writing elsewhere.
+
+    ``prefect deploy`` registers an unset ``{{ $VAR }}`` as an empty string; taken as "no
+    data root", the run would write to the default root instead of the deployment's.
+    """
+    if data_root is None:
+        return default_data_root()
+    if not data_root.strip() or "{{" in data_root:
+        raise ValueError(
+            f"parameter data_root is {data_root!r}: the deployment was registered without the "
+            "environment variable prefect.yaml names for it; set it and register again "
+            "(`auction-pipeline deploy` names what is missing)"
+        )
+    return Path(data_root)
+
+
 @flow(
     name="daily-pipeline",
     task_runner=ProfileTaskRunner(expected_durations=EXPECTED_DURATIONS),
@@ -54,7 +71,7 @@ def daily_pipeline(
     load_profile(profile)  # a bad profile fails the run here, before any data is touched
     schedule = current_schedule()
     crawl = crawl_for(date, crawl_at, schedule)
-    root = Path(data_root) if data_root else default_data_root()
+    root = data_root_of(data_root)
     with Run.start(crawl.day, root, sites, crawl, schedule) as run:
         scrapes = {run.submit_scrape(name, rescrape): name for name in run.sites}
         processing: dict[PrefectFuture[ProcessReport], str] = {}

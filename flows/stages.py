@@ -35,6 +35,7 @@ from tasks.process import ProcessReport, process_site
 from tasks.runinfo import RunPlace, slurm_jobs, where_am_i
 from tasks.runlock import day_lock, lock_warning
 from tasks.scrape import ScrapeReport, scrape_site
+from tasks.sharedlimit import SharedSiteLimit, ensure_limits
 from tasks.storage import DataRoot
 from tasks.store import (
     DatabaseConnectionError,
@@ -96,13 +97,17 @@ def scrape_with_progress(
     revisit: list[str] | None = None,
 ) -> ScrapeReport:
     """:func:`scrape_site`, showing the lot pages fetched so far as a progress artifact
-    (key ``scrape-<site>``) on the site's task run in the UI."""
+    (key ``scrape-<site>``) on the site's task run in the UI, and sharing the site's rate
+    and concurrency with every other run that crawls it (``tasks/sharedlimit.py``)."""
     progress = ProgressArtifact(
         f"scrape-{site.name}", f"{site.name}: lot pages fetched for the crawl {day}"
     )
-    return scrape_site(
-        site, day, data_root, rescrape, progress=progress.report, revisit=revisit or ()
-    )
+    ensure_limits(site.name, site.politeness)
+    with SharedSiteLimit(site.name, site.politeness, get_run_logger().info) as shared:
+        return scrape_site(
+            site, day, data_root, rescrape, progress=progress.report, revisit=revisit or (),
+            shared=shared,
+        )  # fmt: skip
 
 
 scrape_task = task(name="scrape-site", task_run_name="scrape-{site.name}")(

@@ -15,6 +15,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The Prefect worker type of infra/slurm_worker.py: the product's own name, since other
+# Prefect Slurm packages on PyPI register "slurm".
+WORKER_TYPE = "auction-pipeline-slurm"
 JOB_NAME_PREFIX = "prefect-flow-"  # + the flow run id: how a restarted worker finds its jobs
 _TIME = re.compile(r"^(\d+-)?\d{1,2}(:\d\d){0,2}$")
 

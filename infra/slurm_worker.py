@@ -1,10 +1,13 @@
 """A Prefect worker type for Slurm: each flow run is its own sbatch job.
 
-``prefect worker start --type slurm --pool <pool>`` (or ``auction-pipeline worker --type
-slurm``) serves a work pool of type ``slurm``. For each flow run it renders the job script
-(``infra/flowjob.py``) from the deployment's job variables (partition, time, memory, cpus,
-account, qos, extra directives, prologue), writes it next to the job logs and submits it, so
-the flow process and its Dask scheduler run on a compute node. The flow run's settings
+``prefect worker start --type auction-pipeline-slurm --pool <pool>`` (or ``auction-pipeline
+worker --type slurm``) serves a work pool of type ``auction-pipeline-slurm``. The type is the
+product's own: other Prefect Slurm packages on PyPI register a worker type ``slurm``, and
+with two installed ``--type slurm`` would be ambiguous. For each flow run it renders the job
+script (``infra/flowjob.py``) from the job variables (time, memory, cpus, extra directives;
+partition, account, qos and prologue default to those of the run's ``profile`` parameter,
+and the logs to its data root), writes it next to the job logs and submits it, so the flow
+process and its Dask scheduler run on a compute node. The flow run's settings
 (its id, the Prefect API URL and auth string) go to the job through sbatch's exported
 environment, not the script.
 
@@ -45,10 +48,18 @@ from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker
 from pydantic import Field
 
 from infra.atomic import write_atomic
-from infra.flowjob import FlowJobSpec, job_name, render_flow_job_script
+from infra.flowjob import (
+    WORKER_TYPE,
+    FlowJobError,
+    FlowJobSpec,
+    job_name,
+    render_flow_job_script,
+)
 from infra.jobend import JobEnd, describe, job_end
+from infra.profiles import SlurmProfile, load_profile
+from infra.runner import render_prologue
 from infra.slurm import SlurmCommandError, queued_jobs, run_slurm
-from tasks.storage import default_data_root
+from tasks.storage import DataRoot, default_data_root
 
 POLL_SECONDS = float(os.environ.get("AUCTION_PIPELINE_SLURM_POLL_SECONDS", "10"))
 MAX_BACKOFF_SECONDS = 120.0
@@ -58,46 +69,76 @@ LIVE_STATES = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
 class SlurmJobConfiguration(BaseJobConfiguration):
     """A flow run's job as the worker submits it (filled from the pool's job variables)."""
 
-    partition: str = Field(default="dev")
+    partition: str | None = Field(default=None)
     time: str = Field(default="02:00:00")
     memory: str = Field(default="4G")
     cpus: int = Field(default=1)
     account: str | None = Field(default=None)
     qos: str | None = Field(default=None)
     extra_directives: list[str] = Field(default_factory=list)
-    prologue: list[str] = Field(default_factory=list)
+    prologue: list[str] | None = Field(default=None)
     log_directory: str | None = Field(default=None)
     working_directory: str | None = Field(default=None)
 
-    def spec(self) -> FlowJobSpec:
-        """The job's resources for :func:`render_flow_job_script`."""
-        logs = Path(self.log_directory) if self.log_directory else default_flow_job_logs()
+    def spec(self, parameters: dict[str, Any]) -> FlowJobSpec:
+        """The job's resources for :func:`render_flow_job_script`: the job variables, and
+        for those not set, the run's profile (partition, account, QOS, prologue) and data
+        root (logs)."""
+        profile = _slurm_profile(parameters.get("profile"))
+        partition = self.partition or (profile.partition if profile else None)
+        if partition is None:
+            raise FlowJobError(
+                f"the flow run's job has no partition: its profile {parameters.get('profile')!r} "
+                "is not a Slurm profile; set the job variable 'partition' or run a Slurm profile"
+            )
+        prologue = self.prologue
+        if prologue is None:  # the API URL comes from the job's environment, not the script
+            lines = profile.prologue if profile else []
+            prologue = render_prologue([p for p in lines if "prefect_api_url" not in p], "")
+        root = parameters.get("data_root")
+        if self.log_directory:
+            logs = Path(self.log_directory)
+        elif isinstance(root, str) and root:
+            logs = DataRoot(Path(root)).slurm_logs
+        else:
+            logs = default_flow_job_logs()
         return FlowJobSpec(
-            partition=self.partition,
+            partition=partition,
             time=self.time,
             memory=self.memory,
             cpus=self.cpus,
-            account=self.account,
-            qos=self.qos,
+            account=self.account or (profile.account if profile else None),
+            qos=self.qos or (profile.qos if profile else None),
             extra_directives=tuple(self.extra_directives),
-            prologue=tuple(self.prologue),
+            prologue=tuple(prologue),
             log_directory=logs,
             working_directory=Path(self.working_directory) if self.working_directory else None,
         )
 
 
+def _slurm_profile(name: object) -> SlurmProfile | None:
+    """The run's profile if it is a Slurm profile (a bad name fails the submission)."""
+    if not isinstance(name, str):
+        return None
+    profile = load_profile(name)
+    return profile if isinstance(profile, SlurmProfile) else None
+
+
 class SlurmVariables(BaseVariables):
     """The job variables a deployment may set (shown in the UI's work pool form)."""
 
-    partition: str = Field(default="dev", description="Slurm partition of the flow-run job")
+    partition: str | None = Field(
+        default=None, description="Slurm partition of the flow-run job (default: the profile's)"
+    )
     time: str = Field(default="02:00:00", description="walltime, [D-]HH:MM:SS")
     memory: str = Field(default="4G", description="--mem of the flow-run job")
     cpus: int = Field(default=1, description="--cpus-per-task of the flow-run job")
-    account: str | None = Field(default=None, description="--account, if the site needs one")
-    qos: str | None = Field(default=None, description="--qos, if the site needs one")
+    account: str | None = Field(default=None, description="--account (default: the profile's)")
+    qos: str | None = Field(default=None, description="--qos (default: the profile's)")
     extra_directives: list[str] = Field(default_factory=list, description="more sbatch flags")
-    prologue: list[str] = Field(
-        default_factory=list, description="shell lines before the engine (module load, venv)"
+    prologue: list[str] | None = Field(
+        default=None,
+        description="shell lines before the engine, e.g. module load (default: the profile's)",
     )
     log_directory: str | None = Field(
         default=None, description="where job scripts and logs go (default <data root>/logs/slurm)"
@@ -172,11 +213,11 @@ class JobPoller:
 class SlurmWorker(BaseWorker[SlurmJobConfiguration, SlurmVariables, SlurmWorkerResult]):
     """Runs each flow run of its pool as a Slurm job."""
 
-    type = "slurm"
+    type = WORKER_TYPE
     job_configuration = SlurmJobConfiguration
     job_configuration_variables = SlurmVariables
     _description = "Run each flow run as its own Slurm batch job (auction-pipeline)."
-    _display_name = "Slurm"
+    _display_name = "Slurm (auction-pipeline)"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -199,7 +240,7 @@ class SlurmWorker(BaseWorker[SlurmJobConfiguration, SlurmVariables, SlurmWorkerR
     ) -> SlurmWorkerResult:
         """Submit (or adopt) the run's job and wait until it has ended."""
         logger = self.get_flow_run_logger(flow_run)
-        spec = configuration.spec()
+        spec = configuration.spec(flow_run.parameters)
         run_id = str(flow_run.id)
         job_id = await asyncio.to_thread(job_named, job_name(run_id))
         if job_id is not None:

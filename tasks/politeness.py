@@ -16,7 +16,9 @@ Every wait is bounded, so a hostile or broken site fails alone instead of stalli
   requests queued ahead of it, plus any of the (capped) pauses;
 - each connect, read and write by ``timeout_seconds``, a whole response body by four times
   that, and a site whose requests keep timing out by ``max_consecutive_timeouts`` in a row;
-- the whole crawl by ``max_requests``.
+- the whole crawl by ``max_requests``;
+- a request's slot in the limits shared with other runs crawling the site
+  (``tasks/sharedlimit.py``) by ``max_shared_wait_seconds``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -203,6 +207,14 @@ def accepted(content_type: str, expect: tuple[str, ...] = PAGE_TYPES) -> bool:
     return any(content_type.strip().lower().startswith(wanted) for wanted in expect)
 
 
+class RequestSlot(Protocol):
+    """A slot each request holds besides the fetcher's own pacing (limits shared across runs)."""
+
+    def slot(self, url: str) -> AbstractContextManager[None]:
+        """Held for the length of one request to ``url``."""
+        ...
+
+
 DISALLOW_ALL = "User-agent: *\nDisallow: /"
 MAX_REDIRECTS = 5
 
@@ -220,6 +232,7 @@ class PoliteFetcher:
     politeness: Politeness
     allowed_hosts: frozenset[str]
     record: Callable[[Exchange], None] = lambda exchange: None
+    shared: RequestSlot | None = None
     client: httpx.Client = field(init=False)
     _robots: dict[str, Protego] = field(default_factory=dict, init=False)
     _robots_errors: dict[str, str] = field(default_factory=dict, init=False)
@@ -459,29 +472,31 @@ class PoliteFetcher:
         """
         self._wait_turn(url, kind)
         cap = self.politeness.max_page_bytes
-        deadline = time.monotonic() + 4 * self.politeness.timeout_seconds
-        with self.client.stream("GET", url) as response:
-            chunks, size = [], 0
-            for chunk in response.iter_raw():
-                size += len(chunk)
-                if size > cap:
-                    raise FetchError(f"{url}: page larger than the {cap}-byte cap")
-                if time.monotonic() > deadline:
-                    raise ResponseTooSlow(
-                        f"{url}: response took over {4 * self.politeness.timeout_seconds:g} s"
-                    )
-                chunks.append(chunk)
-            exchange = Exchange(
-                url=url,
-                request_headers=response.request.headers.multi_items(),
-                status=response.status_code,
-                reason=response.reason_phrase,
-                http_version=response.http_version,
-                response_headers=response.headers.multi_items(),
-                body=b"".join(chunks),
-                fetched_at=time.time(),
-                kind=kind,
-            )
+        shared = self.shared.slot(url) if self.shared is not None else nullcontext()
+        with shared:  # the wait for other runs is not the response's time
+            deadline = time.monotonic() + 4 * self.politeness.timeout_seconds
+            with self.client.stream("GET", url) as response:
+                chunks, size = [], 0
+                for chunk in response.iter_raw():
+                    size += len(chunk)
+                    if size > cap:
+                        raise FetchError(f"{url}: page larger than the {cap}-byte cap")
+                    if time.monotonic() > deadline:
+                        raise ResponseTooSlow(
+                            f"{url}: response took over {4 * self.politeness.timeout_seconds:g} s"
+                        )
+                    chunks.append(chunk)
+                exchange = Exchange(
+                    url=url,
+                    request_headers=response.request.headers.multi_items(),
+                    status=response.status_code,
+                    reason=response.reason_phrase,
+                    http_version=response.http_version,
+                    response_headers=response.headers.multi_items(),
+                    body=b"".join(chunks),
+                    fetched_at=time.time(),
+                    kind=kind,
+                )
         with self._lock:
             self._timeouts_in_a_row = 0  # the site answered
         self.record(exchange)

@@ -23,7 +23,7 @@ from sites.loader import SiteDefinition
 from tasks.checksums import check_backup, restore_hint
 from tasks.crawl import Crawl, SiteScrapeError
 from tasks.crawlid import CrawlId, crawl_of
-from tasks.politeness import CrawlAborted, PoliteFetcher, accepted
+from tasks.politeness import CrawlAborted, PoliteFetcher, RequestSlot, accepted
 from tasks.runinfo import RunPlace, where_am_i
 from tasks.storage import DataRoot
 from tasks.warc import WarcRecorder, read_responses
@@ -122,6 +122,7 @@ def scrape_site(
     rescrape: bool = False,
     progress: Callable[[int, int], None] | None = None,
     revisit: Sequence[str] = (),
+    shared: RequestSlot | None = None,
 ) -> ScrapeReport:
     """Crawl ``site`` for ``day`` (a crawl, or a date: the day's crawl) into its WARC file
     under ``data_root``: its dated listing, its searches, or both, then the lots of
@@ -129,6 +130,7 @@ def scrape_site(
 
     ``progress(done, total)`` is called after each listing or search page (``total`` grows
     with the lot pages found so far) and after each lot page is fetched with its images.
+    Each request also holds a slot of ``shared`` (the site's limits shared across runs).
     """
     crawl_id = crawl_of(day)
     root = DataRoot(Path(data_root))
@@ -139,7 +141,7 @@ def scrape_site(
     failed: list[str] = []
     with (
         WarcRecorder(warc_path, warcinfo(site, crawl_id)) as warc,
-        PoliteFetcher(site.user_agent, site.politeness, site.hosts, warc.record) as fetcher,
+        PoliteFetcher(site.user_agent, site.politeness, site.hosts, warc.record, shared) as fetcher,
         ThreadPoolExecutor(site.politeness.concurrency) as pool,
     ):
         crawl = Crawl(site, root, fetcher, pool, progress or (lambda done, total: None))

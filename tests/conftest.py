@@ -52,6 +52,32 @@ def prefect_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def long_lived_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`auction-pipeline server up` in a temp state dir, for one module's tests, as a user
+    starts the long-lived server; `down` afterwards (and nothing may be left running)."""
+    from infra import prefect_server
+    from infra.ports import free_port
+
+    state = tmp_path_factory.mktemp("server")
+    port = str(free_port())
+    up = subprocess.run(
+        [CLI, "server", "up", "--state-dir", state, "--port", port],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    url = up.stdout.strip().removeprefix("export PREFECT_API_URL=")
+    try:
+        yield url
+    finally:
+        down = subprocess.run(
+            [CLI, "server", "down", "--state-dir", state],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert down.returncode == 0, down.stderr
+        assert prefect_server.running(state) is None
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throw-away real PostgreSQL server for the session (installed with apt when absent)."""

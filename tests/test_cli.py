@@ -275,16 +275,21 @@ def test_sites_check_shows_what_each_selector_extracts(cli, tmp_path: Path) -> N
 
 
 def test_deploy_refuses_bad_input_with_one_line(cli, tmp_path: Path) -> None:
-    bad = tmp_path / "deployments.yaml"
+    bad = tmp_path / "prefect.yaml"
     bad.write_text(
-        "work_pool: p\ndeployments:\n  gpu:\n    description: x\n    branch: main\n"
-        "    source: .\n    cron: '0 6 * * *'\n    timezone: UTC\n"
-        "    parameters: {profile: gpu}\n"
+        "deployments:\n  - name: gpu\n    entrypoint: flows/daily.py:daily_pipeline\n"
+        "    schedules: [{cron: '0 6 * * *', timezone: UTC}]\n"
+        "    parameters: {profile: gpu}\n    work_pool: {name: auction-pipeline}\n"
     )
-    unknown = cli("deploy", "--file", str(bad), env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    nowhere = {"PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    unknown = cli("deploy", "--file", str(bad), env=nowhere)
     assert unknown.returncode == 2 and "unknown profile 'gpu'" in unknown.stderr
+    assert f"{bad}: deployments[gpu].parameters.profile" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
-    unreachable = cli("deploy", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    unset = cli("deploy", env={**nowhere, "AUCTION_PIPELINE_DEV_DATA_ROOT": ""})
+    assert unset.returncode == 2 and "deployments[dev].parameters.data_root needs" in unset.stderr
+    roots = {"AUCTION_PIPELINE_PROD_DATA_ROOT": "/p", "AUCTION_PIPELINE_DEV_DATA_ROOT": "/d"}
+    unreachable = cli("deploy", env={**nowhere, **roots})
     assert unreachable.returncode == 3 and "is not reachable" in unreachable.stderr
     assert len(unreachable.stderr.strip().splitlines()) == 1
 

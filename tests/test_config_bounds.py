@@ -21,7 +21,8 @@ import yaml
 from conftest import tmpfs
 
 import flows.run
-from deployments.register import DeploymentConfigError, load_deployments
+from deployments.automations import AUTOMATIONS_FILE, load_automations
+from deployments.config import PREFECT_FILE, DeploymentConfigError, load_prefect_file
 from flows.cli import build_parser, main
 from infra.atomic import write_atomic
 from infra.profiles import DEFAULT_PROFILES_FILE, ProfileError, load_profile
@@ -29,9 +30,7 @@ from infra.yamlfiles import MAX_CONFIG_BYTES, MAX_CONFIG_NODES
 from sites.loader import SITES_DIR, SiteDefinitionError, load_site_file
 
 HARROW = (SITES_DIR / "harrow-finch.yaml").read_text(encoding="utf-8")
-DEPLOYMENTS = (Path(__file__).resolve().parents[1] / "deployments" / "deployments.yaml").read_text(
-    encoding="utf-8"
-)
+DEPLOYMENTS = PREFECT_FILE.read_text(encoding="utf-8")
 TODAY = date.today().isoformat()
 
 # Nine levels of ten aliases each: 10**9 strings once expanded, from a file of 1 kB.
@@ -120,7 +119,7 @@ def test_a_site_file_with_ordinary_anchors_and_aliases_still_loads(tmp_path: Pat
     assert site.fields["images"].many is True
 
 
-@pytest.mark.parametrize("kind", ["site", "profiles", "deployments"])
+@pytest.mark.parametrize("kind", ["site", "profiles", "deployments", "automations"])
 def test_an_oversized_configuration_file_is_refused_naming_file_and_limit(
     tmp_path: Path, kind: str
 ) -> None:
@@ -128,13 +127,15 @@ def test_an_oversized_configuration_file_is_refused_naming_file_and_limit(
         "site": HARROW,
         "profiles": DEFAULT_PROFILES_FILE.read_text(encoding="utf-8"),
         "deployments": DEPLOYMENTS,
+        "automations": AUTOMATIONS_FILE.read_text(encoding="utf-8"),
     }[kind]
     padding = "# padding to look like a generated file\n" * (MAX_CONFIG_BYTES // 40 + 1)
     path = _site_file(tmp_path, base + padding)
     loaders: dict[str, Callable[[], object]] = {
         "site": lambda: load_site_file(path),
         "profiles": lambda: load_profile("local", path=path, environ={}),
-        "deployments": lambda: load_deployments(path),
+        "deployments": lambda: load_prefect_file(path),
+        "automations": lambda: load_automations(path),
     }
     with pytest.raises((SiteDefinitionError, ProfileError, DeploymentConfigError)) as caught:
         loaders[kind]()
@@ -165,10 +166,10 @@ def test_duplicate_keys_in_a_profiles_file_are_refused(tmp_path: Path, text: str
 
 
 def test_duplicate_keys_in_a_deployments_file_are_refused(tmp_path: Path) -> None:
-    path = tmp_path / "deployments.yaml"
-    path.write_text(DEPLOYMENTS + "work_pool: other\n", encoding="utf-8")
-    with pytest.raises(DeploymentConfigError, match=f"{path}: .*duplicate key 'work_pool'"):
-        load_deployments(path)
+    path = tmp_path / "prefect.yaml"
+    path.write_text(DEPLOYMENTS + "build: other\n", encoding="utf-8")
+    with pytest.raises(DeploymentConfigError, match=f"{path}: .*duplicate key 'build'"):
+        load_prefect_file(path)
 
 
 def test_a_self_referencing_alias_is_refused(tmp_path: Path) -> None:

@@ -16,22 +16,22 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from aiosmtpd.controller import Controller
 from browser import headless_chromium
 from conftest import TERMINAL, recorded_task_runs, wait_for
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from deployments.crash_detection import AUTOMATION_NAME
-from deployments.register import load_deployments
-from infra import prefect_server
+from deployments.automations import AUTOMATIONS_FILE, CRASH_DETECTION
+from deployments.config import PREFECT_FILE, load_prefect_file
 from infra.notifier import LOG_TAIL_LINES
 from infra.ports import free_port
 from infra.runner import WORKER_JOB_NAME
@@ -46,26 +46,9 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`auction-pipeline server up` in a temp state dir, shared by this module's tests (each
-    registers the deployments again with its own data root); `down` afterwards."""
-    state = tmp_path_factory.mktemp("server")
-    port = str(free_port())
-    up = subprocess.run(
-        [BIN / "auction-pipeline", "server", "up", "--state-dir", state, "--port", port],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert up.returncode == 0, up.stderr
-    url = up.stdout.strip().removeprefix("export PREFECT_API_URL=")
-    try:
-        yield url
-    finally:
-        down = subprocess.run(
-            [BIN / "auction-pipeline", "server", "down", "--state-dir", state],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert down.returncode == 0, down.stderr
-        assert prefect_server.running(state) is None
+def server(long_lived_server: str) -> str:
+    """This module's server: the tests share it, each registering the deployments again."""
+    return long_lived_server
 
 
 def _dev_env(server: str, data_root: Path) -> dict[str, str]:
@@ -73,8 +56,27 @@ def _dev_env(server: str, data_root: Path) -> dict[str, str]:
     return {
         "PREFECT_API_URL": server,
         "AUCTION_PIPELINE_DEV_DATA_ROOT": str(data_root),
+        # prefect.yaml registers prod too; its runs are never started here.
+        "AUCTION_PIPELINE_PROD_DATA_ROOT": str(data_root.with_name("prod-data")),
         "AUCTION_PIPELINE__DEV__WORKER_START_TIMEOUT": "120",
     }
+
+
+def _variant(tmp_path: Path, edit: Callable[[dict[str, Any]], None], name: str) -> Path:
+    """A copy of a deployments file (prefect.yaml or automations.yaml) changed by ``edit``,
+    as an administrator would edit it; anchors are written out expanded."""
+    source = PREFECT_FILE if name == "prefect.yaml" else AUTOMATIONS_FILE
+    content = yaml.safe_load(source.read_text())
+    edit(content)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return path
+
+
+def _dev_on_slurm(content: dict[str, Any]) -> None:
+    """The dev deployment moved to the Slurm pool, as prefect.yaml's comment says."""
+    (dev,) = [d for d in content["deployments"] if d["name"] == "dev"]
+    dev["work_pool"] = content["definitions"]["work_pools"]["slurm_dev"]
 
 
 @contextmanager
@@ -146,7 +148,7 @@ def _mail_env(env: dict[str, str], port: int, to: str = "curator@example.org") -
 
 
 def test_deployment_run_on_the_dev_partition(
-    slurm_conf: Path, server: str, cli, tmp_path: Path
+    slurm_conf: Path, server: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_root = tmp_path / "dev-data"
     env = _dev_env(server, data_root)
@@ -156,20 +158,21 @@ def test_deployment_run_on_the_dev_partition(
         assert deployed.returncode == 0, deployed.stderr[-2000:]
         registered.append([line for line in deployed.stdout.splitlines() if "registered" in line])
     assert registered[0] == registered[1]
-    assert len(registered[1]) == 4 and AUTOMATION_NAME in registered[1][3]  # 3 deployments
+    assert len(registered[1]) == 4 and CRASH_DETECTION in registered[1][3]  # 3 deployments
 
-    # The schedules as the server holds them are the ones deployments.yaml (and the README) give.
-    config = load_deployments()
+    # The schedules as the server holds them are the ones prefect.yaml (and the README) give.
     readme = (REPO_ROOT / "README.md").read_text()
+    for key, value in env.items():  # the values prefect.yaml names, as `deploy` read them
+        monkeypatch.setenv(key, value)
     with httpx.Client(base_url=server, timeout=30) as api:
-        for name, spec in config.deployments.items():
-            deployment = api.get(f"/deployments/name/daily-pipeline/{name}").json()
+        for spec in load_prefect_file():
+            deployment = api.get(f"/deployments/name/daily-pipeline/{spec.name}").json()
             (schedule,) = deployment["schedules"]
-            assert schedule["schedule"]["cron"] == spec.cron
-            assert schedule["schedule"]["timezone"] == spec.timezone
+            ((cron, zone),) = [(s["cron"], s["timezone"]) for s in spec.schedules]
+            assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == (cron, zone)
             assert deployment["parameters"]["profile"] == spec.parameters["profile"]
             assert deployment["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
-            assert f"`{spec.cron}`" in readme and spec.timezone in readme
+            assert f"`{cron}`" in readme and zone in readme
         dev = api.get("/deployments/name/daily-pipeline/dev").json()
         assert dev["parameters"] == {"profile": "dev", "data_root": str(data_root),
                                      "sites": list(HOUSES)}  # fmt: skip
@@ -178,7 +181,7 @@ def test_deployment_run_on_the_dev_partition(
         assert markets["parameters"]["sites"] == ["ebay", "liveauctioneers", "catawiki"]
         assert dev["job_variables"]["env"] == {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60"}
         automations = api.post("/automations/filter", json={}).json()
-        assert [a["name"] for a in automations] == [AUTOMATION_NAME]
+        assert [a["name"] for a in automations] == [CRASH_DETECTION]
 
     with DemoSite() as site, _worker(env, site.url, tmp_path / "worker.log"):
         run = _run_dev(env)
@@ -509,17 +512,26 @@ def test_a_killed_flow_process_ends_crashed_and_is_mailed(
 def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
     slurm_conf: Path, server: str, cli, tmp_path: Path
 ) -> None:
-    # Short heartbeats for the test; production uses deployments.yaml's defaults (60 s, 240 s).
-    env = {
-        **_dev_env(server, tmp_path / "dev-data"),
-        "AUCTION_PIPELINE_HEARTBEAT_SECONDS": "30",
-        "AUCTION_PIPELINE_CRASHED_AFTER_SECONDS": "45",
-    }
-    assert cli("deploy", env=env, timeout=120).returncode == 0
+    # Short heartbeats for the test; production uses the files' 60 s and 240 s.
+    env = _dev_env(server, tmp_path / "dev-data")
+
+    def beat_30(content: dict[str, Any]) -> None:
+        content["definitions"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = "30"  # anchored
+
+    def window_45(content: dict[str, Any]) -> None:
+        content["automations"][0]["trigger"]["within"] = 45
+
+    deployed = cli(
+        "deploy",
+        "--file", str(_variant(tmp_path, beat_30, "prefect.yaml")),
+        "--automations", str(_variant(tmp_path, window_45, "automations.yaml")),
+        env=env, timeout=300,
+    )  # fmt: skip
+    assert deployed.returncode == 0, deployed.stderr[-2000:]
     api = httpx.Client(base_url=server, timeout=30)
     (automation,) = api.post(
         "/automations/filter",
-        json={"automations": {"name": {"any_": [AUTOMATION_NAME]}}},
+        json={"automations": {"name": {"any_": [CRASH_DETECTION]}}},
     ).json()
     assert automation["enabled"] and automation["trigger"]["within"] == 45
 
@@ -555,7 +567,7 @@ def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
                 "the automation marked the run CRASHED",
             )
             assert time.monotonic() - lost < 45 + 30 + 30  # window + one beat + evaluation
-        assert "no heartbeat from the flow process for 45 s" in run["state"]["message"]
+        assert "no heartbeat from the flow process within" in run["state"]["message"]
         body = _mail_crashed(cli, env, tmp_path, run_id)
         assert "no heartbeat" in body
     finally:
@@ -603,14 +615,16 @@ def test_cancelling_a_run_from_the_api_leaves_no_slurm_job_of_it(
     assert gone_after < 60
 
 
-def _slurm_env(server: str, data_root: Path, **extra: str) -> dict[str, str]:
-    """The dev deployment on the Slurm work pool: each flow run its own Slurm job."""
-    return {
-        **_dev_env(server, data_root),
-        "AUCTION_PIPELINE_DEV_RUNS_ON": "slurm",
-        "AUCTION_PIPELINE_SLURM_POLL_SECONDS": "2",
-        **extra,
-    }
+def _slurm_env(server: str, data_root: Path) -> dict[str, str]:
+    """The environment of a Slurm worker serving the dev deployment."""
+    return {**_dev_env(server, data_root), "AUCTION_PIPELINE_SLURM_POLL_SECONDS": "2"}
+
+
+def _deploy_dev_on_slurm(cli, env: dict[str, str], tmp_path: Path) -> None:
+    """Register the deployments with dev on the Slurm pool: each run its own Slurm job."""
+    variant = _variant(tmp_path, _dev_on_slurm, "prefect.yaml")
+    deployed = cli("deploy", "--file", str(variant), env=env, timeout=300)
+    assert deployed.returncode == 0, deployed.stderr[-2000:]
 
 
 def _flow_jobs(run_id: str) -> list[Any]:
@@ -629,7 +643,7 @@ def test_a_flow_run_as_a_slurm_job_completes_and_a_restarted_worker_readopts_it(
 ) -> None:
     data_root = tmp_path / "dev-data"
     env = _slurm_env(server, data_root)
-    assert cli("deploy", env=env, timeout=120).returncode == 0
+    _deploy_dev_on_slurm(cli, env, tmp_path)
     api = httpx.Client(base_url=server, timeout=30)
     log = tmp_path / "worker.log"
     with DemoSite(DemoConfig(latency=0.2)) as site:
@@ -669,15 +683,15 @@ def test_a_flow_run_as_a_slurm_job_completes_and_a_restarted_worker_readopts_it(
 def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
     slurm_conf: Path, server: str, cli, tmp_path: Path
 ) -> None:
-    env = _slurm_env(server, tmp_path / "dev-data", AUCTION_PIPELINE_DEV_FLOW_TIME="00:01:00")
-    assert cli("deploy", env=env, timeout=120).returncode == 0
+    env = _slurm_env(server, tmp_path / "dev-data")
+    _deploy_dev_on_slurm(cli, env, tmp_path)
     api = httpx.Client(base_url=server, timeout=30)
     earlier = _worker_jobs()
     with (
         DemoSite(DemoConfig(latency=0.6)) as site,
         _worker(env, site.url, tmp_path / "worker.log", kind="slurm"),
     ):
-        started = _run_dev(env, watch=False)
+        started = _run_dev(env, watch=False, parameters=["--job-variable", "time=00:01:00"])
         run_id = _run_id(started)
         wait_for(lambda: _flow_jobs(run_id), 60, "the run's job was submitted")
         # The engine, signalled, marks the run Crashed first ("termination signal"); the
@@ -707,11 +721,11 @@ def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
 def test_a_flow_run_job_over_its_memory_is_crashed_naming_out_of_memory(
     slurm_conf: Path, server: str, cli, tmp_path: Path
 ) -> None:
-    env = _slurm_env(server, tmp_path / "dev-data", AUCTION_PIPELINE_DEV_FLOW_MEMORY="120M")
-    assert cli("deploy", env=env, timeout=120).returncode == 0
+    env = _slurm_env(server, tmp_path / "dev-data")
+    _deploy_dev_on_slurm(cli, env, tmp_path)
     api = httpx.Client(base_url=server, timeout=30)
     with DemoSite() as site, _worker(env, site.url, tmp_path / "worker.log", kind="slurm"):
-        run_id = _run_id(_run_dev(env, watch=False))
+        run_id = _run_id(_run_dev(env, watch=False, parameters=["--job-variable", "memory=120M"]))
         run = wait_for(
             lambda: (r := _state(api, run_id))["state_type"] in TERMINAL and r,
             120,
@@ -728,7 +742,7 @@ def test_cancelling_flow_runs_scancels_their_slurm_jobs_pending_or_running(
     slurm_conf: Path, server: str, cli, tmp_path: Path
 ) -> None:
     env = _slurm_env(server, tmp_path / "dev-data")
-    assert cli("deploy", env=env, timeout=120).returncode == 0
+    _deploy_dev_on_slurm(cli, env, tmp_path)
     api = httpx.Client(base_url=server, timeout=30)
 
     earlier = set(run_slurm(["squeue", "-h", "-o", "%i"]).stdout.split())

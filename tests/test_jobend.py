@@ -148,3 +148,20 @@ def test_flow_job_variables_slurm_would_refuse_are_named() -> None:
     ):
         with pytest.raises(FlowJobError, match=f"job variable '{variable}'"):
             render_flow_job_script(replace(good, **change), "r", ["python"])  # type: ignore[arg-type]
+
+
+def test_a_flow_run_job_takes_what_its_job_variables_leave_unset_from_its_profile() -> None:
+    from infra.runner import VENV
+    from infra.slurm_worker import SlurmJobConfiguration
+
+    config = SlurmJobConfiguration(time="01:00:00", memory="2G")
+    spec = config.spec({"profile": "prod", "data_root": "/shared/prod"})
+    assert (spec.partition, spec.account, spec.qos) == ("standard", None, None)
+    assert spec.log_directory == Path("/shared/prod/logs/slurm")
+    # The profile's prologue without the line that would write the API URL into the script.
+    assert spec.prologue == ("# module load python/3.11", f"source {VENV}/bin/activate")
+    chosen = SlurmJobConfiguration(partition="bigmem", qos="long", prologue=["module load x"])
+    picked = chosen.spec({"profile": "dev"})
+    assert (picked.partition, picked.qos, picked.prologue) == ("bigmem", "long", ("module load x",))
+    with pytest.raises(FlowJobError, match="its profile 'local' is not a Slurm profile"):
+        SlurmJobConfiguration().spec({"profile": "local"})

@@ -248,6 +248,7 @@ class DemoSite:
         self.port = port
         self._faults = _Faults(self._served.config)
         self._paths: list[str] = []
+        self._arrivals: list[float] = []
         self._lock = threading.Lock()
         self._config_lock = threading.Lock()
         self._server: _Server | None = None
@@ -333,8 +334,15 @@ class DemoSite:
         with self._lock:
             return list(self._paths)
 
+    def request_log(self) -> list[tuple[float, str]]:
+        """Every request so far as (arrival time by ``time.monotonic()``, path), in order:
+        what a site operator's access log shows, to judge a crawler's rate."""
+        with self._lock:
+            return list(zip(self._arrivals, self._paths, strict=True))
+
     def _record(self, path: str) -> None:
         with self._lock:
+            self._arrivals.append(time.monotonic())
             self._paths.append(path)
 
 
