@@ -10,7 +10,6 @@ the same day again reuses the day's page backups (nothing is fetched twice) unle
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -18,28 +17,10 @@ from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture, as_completed
 
 from flows.schedule import current_schedule
-from flows.stages import EXPECTED_DURATIONS, Run, crawl_for, outcome
+from flows.stages import EXPECTED_DURATIONS, Run, crawl_for, data_root_of, outcome
 from infra.profiles import load_profile
 from infra.runner import ProfileTaskRunner
 from tasks.process import ProcessReport
-from tasks.storage import default_data_root
-
-
-def data_root_of(data_root: str | None) -> Path:
-    """The run's data root; refuses an empty or unresolved one rather than writing elsewhere.
-
-    ``prefect deploy`` registers an unset ``{{ $VAR }}`` as an empty string; taken as "no
-    data root", the run would write to the default root instead of the deployment's.
-    """
-    if data_root is None:
-        return default_data_root()
-    if not data_root.strip() or "{{" in data_root:
-        raise ValueError(
-            f"parameter data_root is {data_root!r}: the deployment was registered without the "
-            "environment variable prefect.yaml names for it; set it and register again "
-            "(`auction-pipeline deploy` names what is missing)"
-        )
-    return Path(data_root)
 
 
 @flow(

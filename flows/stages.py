@@ -36,7 +36,7 @@ from tasks.runinfo import RunPlace, slurm_jobs, where_am_i
 from tasks.runlock import day_lock, lock_warning
 from tasks.scrape import ScrapeReport, scrape_site
 from tasks.sharedlimit import SharedSiteLimit, ensure_limits
-from tasks.storage import DataRoot
+from tasks.storage import DataRoot, default_data_root
 from tasks.store import (
     DatabaseConnectionError,
     LoadReport,
@@ -87,6 +87,26 @@ def located(fn: Callable[P, T]) -> Callable[P, T]:
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+def data_root_of(data_root: str | None) -> Path:
+    """The run's data root; refuses an empty or unresolved one rather than writing elsewhere.
+
+    Here, not in flows/daily.py: Prefect loads that file as a module named ``daily`` that
+    Dask workers cannot import, so the flow function must use only importable helpers.
+
+    ``prefect deploy`` registers an unset ``{{ $VAR }}`` as an empty string; taken as "no
+    data root", the run would write to the default root instead of the deployment's.
+    """
+    if data_root is None:
+        return default_data_root()
+    if not data_root.strip() or "{{" in data_root:
+        raise ValueError(
+            f"parameter data_root is {data_root!r}: the deployment was registered without the "
+            "environment variable prefect.yaml names for it; set it and register again "
+            "(`auction-pipeline deploy` names what is missing)"
+        )
+    return Path(data_root)
 
 
 def scrape_with_progress(

@@ -6,6 +6,18 @@ the login node. The script carries only resources, the profile's prologue and th
 command; the flow run id and every other variable (the Prefect API URL and its auth string,
 database URLs) reach the job through the environment sbatch exports, never through the
 script, which is kept on the shared filesystem for the user to read.
+
+The script is rendered from a template, :data:`DEFAULT_SCRIPT_TEMPLATE`, which the work pool's
+base job template holds as ``job_script`` (as prefect-kubernetes holds its job manifest): an
+administrator edits it in the UI (*Work Pools*, the pool, *Edit*, the base job template) to
+add a ``module load`` line or wrap the engine in ``apptainer exec``, without a release. The
+worker fills only these placeholders, so the shell's own braces (``${HOME}``) stay as written:
+
+- ``{directives}``: the ``#SBATCH`` lines from the job variables (required: the job's name
+  and log files are how the worker follows it);
+- ``{prologue}``: the prologue lines;
+- ``{command}``: the engine command (required);
+- ``{flow_run_id}``: the flow run's id.
 """
 
 from __future__ import annotations
@@ -66,9 +78,44 @@ def validate(spec: FlowJobSpec) -> None:
             )
 
 
-def render_flow_job_script(spec: FlowJobSpec, flow_run_id: str, command: list[str]) -> str:
-    """The job script for ``flow_run_id`` running ``command`` (the Prefect engine)."""
+DEFAULT_SCRIPT_TEMPLATE = """#!/usr/bin/env bash
+{directives}
+# Prefect flow run {flow_run_id} (its id and settings come from the environment)
+{prologue}
+# exec: the engine is the job's main process, so the SIGTERM Slurm sends at walltime
+# (KillWait seconds before SIGKILL) reaches it and the run closes its Dask workers.
+exec {command}
+"""
+PLACEHOLDERS = ("directives", "prologue", "command", "flow_run_id")
+REQUIRED_PLACEHOLDERS = ("directives", "command")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+
+def check_template(template: str) -> None:
+    """Refuse a script template the worker could not follow a job of, naming what is missing."""
+    if not template.startswith("#!"):
+        raise FlowJobError(
+            "the work pool's job_script must start with a '#!' line (sbatch runs it as a script)"
+        )
+    missing = [name for name in REQUIRED_PLACEHOLDERS if "{" + name + "}" not in template]
+    if missing:
+        raise FlowJobError(
+            f"the work pool's job_script lacks {', '.join('{' + m + '}' for m in missing)}: "
+            "without the directives the worker cannot find the job again, without the command "
+            "the job would not run the flow"
+        )
+
+
+def render_flow_job_script(
+    spec: FlowJobSpec,
+    flow_run_id: str,
+    command: list[str],
+    template: str = DEFAULT_SCRIPT_TEMPLATE,
+) -> str:
+    """The job script for ``flow_run_id`` running ``command`` (the Prefect engine), from
+    ``template`` (the work pool's ``job_script``)."""
     validate(spec)
+    check_template(template)
     name = spec.job_name or job_name(flow_run_id)
     logs = spec.log_directory
     directives = [
@@ -92,12 +139,12 @@ def render_flow_job_script(spec: FlowJobSpec, flow_run_id: str, command: list[st
     if spec.working_directory:
         directives.append(f"--chdir={spec.working_directory}")
     directives.extend(spec.extra_directives)
-    lines = ["#!/usr/bin/env bash", *(f"#SBATCH {d}" for d in directives)]
-    lines.append(
-        f"# Prefect flow run {flow_run_id} (its id and settings come from the environment)"
-    )
-    lines.extend(spec.prologue)
-    # exec: the engine is the job's main process, so the SIGTERM Slurm sends at walltime
-    # (KillWait seconds before SIGKILL) reaches it and the run closes its Dask workers.
-    lines.append("exec " + " ".join(shlex.quote(part) for part in command))
-    return "\n".join(lines) + "\n"
+    values = {
+        "directives": "\n".join(f"#SBATCH {d}" for d in directives),
+        "prologue": "\n".join(spec.prologue),
+        "command": " ".join(shlex.quote(part) for part in command),
+        "flow_run_id": flow_run_id,
+    }
+    # One pass: a value holding a placeholder's text (a prologue line) is not filled again.
+    script = _PLACEHOLDER.sub(lambda match: values[match[1]], template)
+    return script if script.endswith("\n") else script + "\n"

@@ -47,7 +47,7 @@ def run_slurm(
     )
 
 
-def sbatch_refusal(script: Path) -> str | None:
+def sbatch_refusal(script: Path, env: dict[str, str] | None = None) -> str | None:
     """Why ``sbatch`` would refuse this job script, or ``None`` if it would take it.
 
     Asks ``sbatch --test-only`` (nothing is submitted): it catches an unknown partition,
@@ -55,7 +55,7 @@ def sbatch_refusal(script: Path) -> str | None:
     Slurm accepts but cannot start yet (a DOWN partition, a walltime over the partition's
     limit) passes; the wait for workers names that one from squeue.
     """
-    proc = run_slurm(["sbatch", "--test-only", str(script)], check=False)
+    proc = run_slurm(["sbatch", "--test-only", str(script)], env=env, check=False)
     if proc.returncode == 0:
         return None
     lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]

@@ -48,7 +48,9 @@ from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker
 from pydantic import Field
 
 from infra.atomic import write_atomic
+from infra.commands import run_command
 from infra.flowjob import (
+    DEFAULT_SCRIPT_TEMPLATE,
     WORKER_TYPE,
     FlowJobError,
     FlowJobSpec,
@@ -58,7 +60,7 @@ from infra.flowjob import (
 from infra.jobend import JobEnd, describe, job_end
 from infra.profiles import SlurmProfile, load_profile
 from infra.runner import render_prologue
-from infra.slurm import SlurmCommandError, queued_jobs, run_slurm
+from infra.slurm import SlurmCommandError, queued_jobs, run_slurm, sbatch_refusal
 from tasks.storage import DataRoot, default_data_root
 
 POLL_SECONDS = float(os.environ.get("AUCTION_PIPELINE_SLURM_POLL_SECONDS", "10"))
@@ -79,6 +81,13 @@ class SlurmJobConfiguration(BaseJobConfiguration):
     prologue: list[str] | None = Field(default=None)
     log_directory: str | None = Field(default=None)
     working_directory: str | None = Field(default=None)
+    # The whole script, as a template the pool's base job template carries (editable in
+    # the UI); not a job variable, so deployments cannot change it, as with Kubernetes'
+    # job_manifest. Placeholders: infra/flowjob.py.
+    job_script: str = Field(
+        default=DEFAULT_SCRIPT_TEMPLATE,
+        json_schema_extra={"template": DEFAULT_SCRIPT_TEMPLATE},
+    )
 
     def spec(self, parameters: dict[str, Any]) -> FlowJobSpec:
         """The job's resources for :func:`render_flow_job_script`: the job variables, and
@@ -158,6 +167,23 @@ def default_flow_job_logs() -> Path:
 def engine_command() -> list[str]:
     """The command that runs a flow run (its id from ``PREFECT__FLOW_RUN_ID``)."""
     return [sys.executable, "-m", "prefect.engine"]
+
+
+def refuse_invalid(script: Path, env: dict[str, str]) -> None:
+    """Refuse, in bash's or sbatch's own words, a script that would not run: its shell
+    syntax (``bash -n``), then its directives (``sbatch --test-only``: nothing submitted)."""
+    syntax = run_command(["bash", "-n", str(script)], check=False)
+    if syntax.returncode != 0:
+        raise FlowJobError(
+            f"the job script {script} (from the work pool's job_script) is not valid bash: "
+            + "; ".join(line.strip() for line in syntax.stderr.splitlines() if line.strip())
+        )
+    refusal = sbatch_refusal(script, env=env)
+    if refusal is not None:
+        raise FlowJobError(
+            f"sbatch refuses the job script {script} (from the work pool's job_script and "
+            f"job variables): {refusal}"
+        )
 
 
 def submit(script: Path, env: dict[str, str]) -> str:
@@ -246,10 +272,13 @@ class SlurmWorker(BaseWorker[SlurmJobConfiguration, SlurmVariables, SlurmWorkerR
         if job_id is not None:
             logger.info("flow run %s already has Slurm job %s; following it", run_id, job_id)
         else:
-            script_text = render_flow_job_script(spec, run_id, engine_command())
+            script_text = render_flow_job_script(
+                spec, run_id, engine_command(), configuration.job_script
+            )
             script = spec.log_directory / f"{job_name(run_id)}.sh"
             write_atomic(script, script_text.encode())
             env = {k: v for k, v in {**os.environ, **configuration.env}.items() if v is not None}
+            await asyncio.to_thread(refuse_invalid, script, env)
             job_id = await asyncio.to_thread(submit, script, env)
             logger.info(
                 "flow run submitted as Slurm job %s on partition %r (script %s)",

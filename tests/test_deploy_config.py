@@ -14,7 +14,7 @@ import yaml
 from deployments.automations import AUTOMATIONS_FILE, check_windows, load_automations
 from deployments.config import PREFECT_FILE, DeploymentConfigError, load_prefect_file
 from deployments.register import plan, prefect_deploy_argv
-from flows.daily import data_root_of
+from flows.stages import data_root_of
 
 ROOTS = {
     "AUCTION_PIPELINE_PROD_DATA_ROOT": "/shared/prod",
@@ -153,3 +153,34 @@ def test_a_run_given_an_unresolved_data_root_refuses_to_start(bad: str) -> None:
     with pytest.raises(ValueError, match="registered without the environment variable"):
         data_root_of(bad)
     assert data_root_of("/shared/dev") == Path("/shared/dev")
+
+
+def test_the_flow_loaded_as_a_deployment_loads_it_can_be_sent_to_dask_workers(
+    tmp_path: Path,
+) -> None:
+    """Prefect loads the entrypoint file as a module named ``daily``, which Dask workers
+    cannot import; the flow (sent to them with each task's context) must pickle without it.
+    A helper defined in flows/daily.py broke every deployment run this way."""
+    import subprocess
+    import sys
+
+    from deployments.config import REPO_ROOT
+
+    pickled = tmp_path / "flow.pkl"
+    dump = (
+        "import cloudpickle, sys; from prefect.flows import load_flow_from_entrypoint; "
+        "flow = load_flow_from_entrypoint('flows/daily.py:daily_pipeline'); "
+        "open(sys.argv[1], 'wb').write(cloudpickle.dumps(flow))"
+    )
+    made = subprocess.run(
+        [sys.executable, "-c", dump, str(pickled)], cwd=REPO_ROOT, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr[-2000:]
+    load = "import pickle, sys; print(pickle.loads(open(sys.argv[1], 'rb').read()).name)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", load, str(pickled)], cwd=tmp_path, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.strip() == "daily-pipeline"

@@ -32,6 +32,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from deployments.automations import AUTOMATIONS_FILE, CRASH_DETECTION
 from deployments.config import PREFECT_FILE, load_prefect_file
+from deployments.pools import SLURM_POOL
 from infra.notifier import LOG_TAIL_LINES
 from infra.ports import free_port
 from infra.runner import WORKER_JOB_NAME
@@ -638,6 +639,26 @@ def _state(api: httpx.Client, run_id: str) -> dict[str, Any]:
     return run
 
 
+@contextmanager
+def _pool_job_script(api: httpx.Client, edit: Callable[[str], str]) -> Iterator[str]:
+    """The Slurm pool's job_script changed by ``edit``, as an administrator edits the base
+    job template in the UI; restored afterwards (the module's tests share the pool)."""
+    pool = api.get(f"/work_pools/{SLURM_POOL}").json()
+    template = pool["base_job_template"]
+    original = json.loads(json.dumps(template))
+    template["job_configuration"]["job_script"] = edit(template["job_configuration"]["job_script"])
+    patched = api.patch(f"/work_pools/{SLURM_POOL}", json={"base_job_template": template})
+    assert patched.status_code == 204, patched.text
+    try:
+        yield template["job_configuration"]["job_script"]
+    finally:
+        restored = api.patch(f"/work_pools/{SLURM_POOL}", json={"base_job_template": original})
+        assert restored.status_code == 204, restored.text
+
+
+ADMIN_LINE = 'echo "added by the administrator in job $SLURM_JOB_ID" >&2'
+
+
 def test_a_flow_run_as_a_slurm_job_completes_and_a_restarted_worker_readopts_it(
     slurm_conf: Path, server: str, cli, tmp_path: Path
 ) -> None:
@@ -646,7 +667,11 @@ def test_a_flow_run_as_a_slurm_job_completes_and_a_restarted_worker_readopts_it(
     _deploy_dev_on_slurm(cli, env, tmp_path)
     api = httpx.Client(base_url=server, timeout=30)
     log = tmp_path / "worker.log"
-    with DemoSite(DemoConfig(latency=0.2)) as site:
+    # An administrator adds a line to the script from the UI: no release needed.
+    with (
+        _pool_job_script(api, lambda s: s.replace("{prologue}\n", f"{{prologue}}\n{ADMIN_LINE}\n")),
+        DemoSite(DemoConfig(latency=0.2)) as site,
+    ):
         with _worker(env, site.url, log, kind="slurm") as first:
             started = _run_dev(env, watch=False)
             assert started.returncode == 0, started.stderr
@@ -675,9 +700,50 @@ def test_a_flow_run_as_a_slurm_job_completes_and_a_restarted_worker_readopts_it(
     assert "Beginning flow run" in output or "Finished in state Completed" in output, output[-2000:]
     script = (logs / f"prefect-flow-{run_id}.sh").read_text()
     assert "#SBATCH --partition=dev" in script and "PREFECT_API_URL" not in script
+    assert ADMIN_LINE in script.splitlines()
+    assert f"added by the administrator in job {job.job_id}" in output
     conn = sqlite3.connect(data_root / "auction.sqlite")
     assert conn.execute("SELECT count(*) FROM lots").fetchone()[0] > 0
     conn.close()
+
+
+def test_a_job_script_slurm_or_bash_would_refuse_crashes_the_run_before_submission(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    env = _slurm_env(server, tmp_path / "dev-data")
+    _deploy_dev_on_slurm(cli, env, tmp_path)
+    api = httpx.Client(base_url=server, timeout=30)
+    broken = {
+        "#SBATCH --partition=nowhere": "invalid partition specified: nowhere",
+        'if [ -n "$SLURM_JOB_ID" ]; then': "syntax error",  # no fi
+    }
+    for line, said in broken.items():
+        run_id, run = _run_with_line_added(api, env, tmp_path, line)
+        assert run["state_type"] == "CRASHED", run["state"]
+        message = run["state"]["message"]
+        assert "from the work pool's job_script" in message and said in message, message
+        assert not _flow_jobs(run_id)  # refused before submission: Slurm never saw a job
+
+
+def _run_with_line_added(
+    api: httpx.Client, env: dict[str, str], tmp_path: Path, line: str
+) -> tuple[str, dict[str, Any]]:
+    """A dev run on the Slurm pool with ``line`` added to its job_script after the
+    directives (sbatch reads #SBATCH lines only before the first command); its id and end."""
+
+    def add(script: str) -> str:
+        return script.replace("{directives}", f"{{directives}}\n{line}")
+
+    with (
+        _pool_job_script(api, add),
+        DemoSite() as site,
+        _worker(env, site.url, tmp_path / "worker.log", kind="slurm"),
+    ):
+        run_id = _run_id(_run_dev(env, watch=False))
+        run = wait_for(
+            lambda: (r := _state(api, run_id))["state_type"] in TERMINAL and r, 120, "the run ended"
+        )
+    return run_id, run
 
 
 def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(

@@ -5,6 +5,7 @@ script the Slurm worker renders (pure)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -165,3 +166,32 @@ def test_a_flow_run_job_takes_what_its_job_variables_leave_unset_from_its_profil
     assert (picked.partition, picked.qos, picked.prologue) == ("bigmem", "long", ("module load x",))
     with pytest.raises(FlowJobError, match="its profile 'local' is not a Slurm profile"):
         SlurmJobConfiguration().spec({"profile": "local"})
+
+
+def test_an_administrators_template_wraps_the_engine_and_keeps_the_shells_braces() -> None:
+    template = (
+        "#!/bin/bash\n{directives}\n{prologue}\nmodule load apptainer\n"
+        'echo "run {flow_run_id} on ${HOSTNAME}" >&2\n'
+        "exec apptainer exec /shared/images/pipeline.sif {command}\n"
+    )
+    spec = FlowJobSpec(
+        partition="dev", time="01:00:00", memory="2G", prologue=("echo '{command}'",)
+    )
+    script = render_flow_job_script(spec, "r-1", ["python", "-m", "prefect.engine"], template)
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/bash" and "#SBATCH --partition=dev" in lines
+    assert "echo '{command}'" in lines  # a value is not filled again
+    assert 'echo "run r-1 on ${HOSTNAME}" >&2' in lines
+    assert lines[-1] == "exec apptainer exec /shared/images/pipeline.sif python -m prefect.engine"
+    assert lines.index("module load apptainer") < len(lines) - 1
+
+
+def test_a_template_the_worker_could_not_follow_is_refused() -> None:
+    spec = FlowJobSpec(partition="dev", time="01:00:00", memory="2G")
+    for template, expected in (
+        ("{directives}\nexec {command}\n", "must start with a '#!' line"),
+        ("#!/bin/bash\n{directives}\nexec python\n", "lacks {command}"),
+        ("#!/bin/bash\nexec {command}\n", "lacks {directives}"),
+    ):
+        with pytest.raises(FlowJobError, match=re.escape(expected)):
+            render_flow_job_script(spec, "r", ["python"], template)
