@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import distributed
 from distributed import KilledWorker
 from prefect import task
 from prefect.artifacts import create_table_artifact
@@ -27,6 +28,7 @@ from prefect.states import Completed, Crashed, Failed
 
 from flows.progress import ProgressArtifact
 from flows.schedule import Scheduled, late_after, lateness_text
+from infra import watchdog
 from infra.runner import ProfileTaskRunner
 from sites.loader import SiteDefinition, load_sites
 from tasks.archive import ArchiveReport, archive_day
@@ -159,6 +161,22 @@ def outcome(future: PrefectFuture[T]) -> tuple[T, None] | tuple[None, str]:
                 error = f"{error} {runner.lost_workers_report()}".rstrip()
             _crash_task_run(future, error)
         return None, error
+    finally:
+        _release(future)
+
+
+def _release(future: PrefectFuture[Any]) -> None:
+    """Let Dask forget a task's result once the flow has read it.
+
+    Dask keeps a result in the memory of the worker that computed it for as long as a
+    future refers to it, and recomputes it if that worker is lost: a site scraped (or
+    processed) minutes ago would run again because the job it ran in was pre-empted later
+    (prefect #15442). Nothing here reads a result twice, and no task takes another's
+    result as input, so released keys are never wanted again.
+    """
+    wrapped = getattr(future, "wrapped_future", None)
+    if isinstance(wrapped, distributed.Future):
+        wrapped.release()  # type: ignore[no-untyped-call]
 
 
 def _crash_task_run(future: PrefectFuture[Any], message: str) -> None:
@@ -228,6 +246,9 @@ class Run:
                 day,
             )
         purpose = f"{context.flow.name if context.flow else 'flow'} run {context.flow_run.id}"
+        # Ends the run's task runs and worker jobs should this process be killed outright.
+        run_id = str(context.flow_run.id)
+        watchdog.start(run_id, DataRoot(data_root).slurm_logs.parent / f"watchdog-{run_id}.log")
         with day_lock(data_root, day, purpose):
             database_url = database_url_for(data_root)
             check_database(database_url)

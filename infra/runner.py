@@ -45,6 +45,7 @@ from infra.lostworkers import LostWorkerPlugin, LostWorkerReporter
 from infra.profiles import LocalProfile, Profile, SlurmProfile, load_profile, profiles_file
 from infra.slurm import SlurmCommandError, queued_jobs, sbatch_refusal, wait_until_gone
 from infra.tls import run_security
+from infra.watchdog import job_comment
 from tasks.storage import DataRoot, default_data_root
 
 VENV = Path(sys.prefix)
@@ -111,18 +112,27 @@ def local_cluster_kwargs(profile: LocalProfile) -> dict[str, Any]:
 
 
 def slurm_cluster_kwargs(
-    profile: SlurmProfile, *, log_directory: Path, prefect_api_url: str, security: Security
+    profile: SlurmProfile,
+    *,
+    log_directory: Path,
+    prefect_api_url: str,
+    security: Security,
+    flow_run_id: str | None = None,
 ) -> dict[str, Any]:
     """``dask_jobqueue.SLURMCluster`` arguments for a Slurm profile (the flow's and a
     notebook's cluster are built from the same ones); ``security`` from
-    :func:`infra.tls.run_security`."""
+    :func:`infra.tls.run_security`. A flow run's worker jobs carry its id as their comment,
+    so its watchdog (``infra/watchdog.py``) can find them."""
+    directives = slurm_directives(profile)
+    if flow_run_id:
+        directives.append(f"--comment={job_comment(flow_run_id)}")
     cluster_kwargs: dict[str, Any] = {
         "queue": profile.partition,
         "cores": profile.cores,
         "memory": profile.memory,
         "processes": profile.processes,
         "walltime": profile.walltime,
-        "job_extra_directives": slurm_directives(profile),
+        "job_extra_directives": directives,
         "job_script_prologue": render_prologue(profile.prologue, prefect_api_url),
         "worker_extra_args": lifetime_args(profile.walltime_seconds),
         "local_directory": profile.local_directory,
@@ -143,7 +153,12 @@ def slurm_cluster_kwargs(
 
 
 def dask_task_runner(
-    profile: Profile, *, log_directory: Path, tls_directory: Path, prefect_api_url: str | None
+    profile: Profile,
+    *,
+    log_directory: Path,
+    tls_directory: Path,
+    prefect_api_url: str | None,
+    flow_run_id: str | None = None,
 ) -> DaskTaskRunner:
     """Turn a profile into the DaskTaskRunner that runs the flow's tasks."""
     if isinstance(profile, LocalProfile):
@@ -163,6 +178,7 @@ def dask_task_runner(
             log_directory=log_directory,
             prefect_api_url=prefect_api_url,
             security=run_security(tls_directory),
+            flow_run_id=flow_run_id,
         ),
         adapt_kwargs={
             "minimum_jobs": profile.adapt.minimum_jobs,
@@ -313,6 +329,7 @@ class ProfileTaskRunner(TaskRunner[PrefectFuture[Any]]):
             log_directory=log_directory,
             tls_directory=Path(self._tls.name),
             prefect_api_url=PREFECT_API_URL.value() or None,
+            flow_run_id=str(context.flow_run.id),
         )
         # Read by the scheduler (in this process) whenever it first sees a task kind.
         self._config = dask.config.set(

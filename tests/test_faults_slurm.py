@@ -30,8 +30,8 @@ from conftest import CLI, REPO_ROOT, wait_for
 from warcio.archiveiterator import ArchiveIterator
 
 from infra import localslurm
-from infra.runner import WORKER_JOB_NAME
-from infra.slurm import accounted_jobs, job_records, run_slurm, wait_until_gone
+from infra.slurm import accounted_jobs, job_records, run_slurm
+from infra.watchdog import jobs_of_run
 from sites.demo.catalogue import HOUSES, Catalogue, DemoConfig
 from sites.demo.server import DemoSite
 
@@ -242,6 +242,60 @@ def test_a_worker_job_scancelled_mid_scrape_has_its_site_redone_once(
     assert not _leftovers(data_root)
 
 
+def _completed_scrape_on_a_live_job(api: httpx.Client, since: str) -> tuple[str, str] | None:
+    """(task run id, Slurm job id) of a scrape that completed after ``since`` on a worker
+    job that still runs (its result is held in that worker's memory)."""
+    done = api.post(
+        "/task_runs/filter",
+        json={"task_runs": {"name": {"like_": "scrape-"},
+                            "state": {"type": {"any_": ["COMPLETED"]}},
+                            "start_time": {"after_": since}}},
+    ).json()  # fmt: skip
+    running = set(run_slurm(["squeue", "-h", "-t", "RUNNING", "-o", "%i"]).stdout.split())
+    for task_run in done:
+        jobs = _task_run_jobs(api, task_run["id"])
+        if jobs and jobs[-1] in running:
+            return task_run["id"], jobs[-1]
+    return None
+
+
+def test_a_worker_lost_after_its_tasks_completed_runs_none_of_them_again(
+    slurm_conf: Path, prefect_api_url: str, tmp_path: Path
+) -> None:
+    """Prefect #15442: Dask recomputes the results a lost worker held, so tasks that had
+    completed ran again. Here a worker job is scancelled right after a site's scrape
+    completed on it; that scrape must not run again (nor fetch anything)."""
+    data_root = tmp_path / "data"
+    api = httpx.Client(base_url=prefect_api_url, timeout=30)
+    since = dt.datetime.now(dt.UTC).isoformat()
+    with DemoSite(DemoConfig(latency=0.2)) as site:
+        run = _start_run(prefect_api_url, site, data_root)
+        try:
+            task_run_id, job_id = wait_for(
+                lambda: _completed_scrape_on_a_live_job(api, since), 240,
+                "a scrape completed on a worker job that still runs",
+            )  # fmt: skip
+            house = api.get(f"/task_runs/{task_run_id}").json()["name"].removeprefix("scrape-")
+            requests_then = site.request_count(f"/{house}/")
+            run_slurm(["scancel", job_id])
+            summary = _finish(run, data_root)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        requests_after = site.request_count(f"/{house}/")
+        expected = _expected_lots(site)
+
+    assert summary["state"] == "COMPLETED", summary
+    task_run = api.get(f"/task_runs/{task_run_id}").json()
+    assert task_run["state_type"] == "COMPLETED" and task_run["run_count"] == 1, task_run
+    assert _task_run_jobs(api, task_run_id) == [job_id]  # it ran once, in the lost job
+    assert requests_after == requests_then  # and nothing of its site was fetched again
+    (record,) = job_records([job_id])
+    assert record.state == "CANCELLED"
+    lots, observations = _database(data_root)
+    assert lots == expected and observations == len(expected)
+
+
 def _processes_of_jobs(job_ids: list[str]) -> list[int]:
     """Processes on this machine started inside one of the Slurm jobs (their SLURM_JOB_ID)."""
     wanted = {f"SLURM_JOB_ID={job}".encode() for job in job_ids}
@@ -268,26 +322,59 @@ def _end_processes_of(job_ids: list[str]) -> None:
     assert not left, f"processes {left} of the cancelled jobs {job_ids} survived SIGKILL"
 
 
-def test_a_killed_flow_process_is_rerun_reusing_the_sites_it_finished(
+def _flow_run_of(api: httpx.Client, data_root: Path, since: str) -> dict[str, Any] | None:
+    """The flow run started after ``since`` that writes to ``data_root``."""
+    runs = api.post(
+        "/flow_runs/filter", json={"flow_runs": {"start_time": {"after_": since}}}
+    ).json()
+    mine = [r for r in runs if r["parameters"].get("data_root") == str(data_root)]
+    return mine[0] if mine else None
+
+
+def _jobs_of_run(flow_run_id: str) -> list[str]:
+    """The run's worker jobs in the queue, by the comment each carries."""
+    return jobs_of_run(run_slurm(["squeue", "-h", "-o", "%i %k"]).stdout, flow_run_id)
+
+
+def test_a_killed_flow_process_leaves_nothing_running_and_is_rerun_reusing_its_sites(
     slurm_conf: Path, prefect_api_url: str, tmp_path: Path
 ) -> None:
     data_root = tmp_path / "data"
+    api = httpx.Client(base_url=prefect_api_url, timeout=30)
+    since = dt.datetime.now(dt.UTC).isoformat()
     with DemoSite(DemoConfig(latency=0.2)) as site:
         run = _start_run(prefect_api_url, site, data_root)
         try:
             wait_for(lambda: _scraped(data_root), 240, "a site's scrape finished")
+            flow_run = wait_for(lambda: _flow_run_of(api, data_root, since), 30, "the flow run")
+            jobs = _jobs_of_run(flow_run["id"])
+            assert jobs, "the run's worker jobs carry its id as their comment"
             run.send_signal(signal.SIGKILL)  # the flow process dies without a word
             run.wait(timeout=30)
+            killed = time.monotonic()
+            # Its watchdog ends what it left: the run, its task runs and its worker jobs.
+            wait_for(lambda: not _jobs_of_run(flow_run["id"]), 30, "the run's worker jobs gone")
+            ended = wait_for(
+                lambda: (
+                    (r := api.get(f"/flow_runs/{flow_run['id']}").json())["state_type"] == "CRASHED"
+                    and r
+                ),
+                30,
+                "the flow run marked CRASHED",
+            )
+            task_runs = api.post(
+                "/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run["id"]]}}}
+            ).json()
+            settled = time.monotonic() - killed
         finally:
             if run.poll() is None:
                 run.kill()
-            # Its Dask workers lost their scheduler and would exit after their death timeout
-            # (60 s); cancel them now so they cannot write beside the re-run, and wait until
-            # they have left: a worker still finishing a site publishes its WARC meanwhile.
-            workers = run_slurm(["squeue", "-h", "--name", WORKER_JOB_NAME, "-o", "%i"]).stdout
-            run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
-            assert not wait_until_gone(workers.split(), 60), "worker jobs outlived scancel"
-            _end_processes_of(workers.split())
+            _end_processes_of(jobs)  # as proctrack/cgroup would (see the helper)
+        assert "ended without finishing its run" in ended["state"]["message"]
+        assert task_runs and {t["state_type"] for t in task_runs} <= {"COMPLETED", "CRASHED"}
+        assert "CRASHED" in {t["state_type"] for t in task_runs}  # those it had running
+        assert {r.state for r in job_records(jobs)} <= {"CANCELLED", "COMPLETED"}
+        assert settled < 30, settled
         finished = _scraped(data_root)
         assert finished and finished < set(HOUSES), finished
         before = {house: site.request_count(f"/{house}/") for house in HOUSES}

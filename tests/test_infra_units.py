@@ -339,3 +339,14 @@ def test_job_log_forwarder_follows_files_and_waits_for_whole_lines(tmp_path: Pat
     assert emitted[4:] == [
         (logging.ERROR, "[Slurm job 7] 2026-11-21 16:06:00,000 - distributed.nanny - ERROR - gone")
     ]
+
+
+def test_the_watchdog_finds_the_worker_jobs_of_its_run_by_comment() -> None:
+    from infra.watchdog import job_comment, jobs_of_run
+
+    listed = (
+        f"41 {job_comment('run-a')}\n42 {job_comment('run-b')}\n43 (null)\n"
+        f"44 {job_comment('run-a')}\n45 {job_comment('run-a')}-not\n"
+    )
+    assert jobs_of_run(listed, "run-a") == ["41", "44"]
+    assert jobs_of_run("", "run-a") == []
