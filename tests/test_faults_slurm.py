@@ -68,18 +68,22 @@ def _finish(run: subprocess.Popen[str], data_root: Path, timeout: float = 300) -
     return summary
 
 
-def _running_scrape(api: httpx.Client, since: str) -> tuple[str, str, str] | None:
-    """(task run id, site, Slurm job id) of a scrape task started after ``since`` (ISO time)
-    and running on a worker job, once it has logged where it runs. (Task runs of an earlier
-    test's killed flow process stay RUNNING on the shared server: nobody is left to end them.)
-    """
-    running = api.post(
+def _scrapes(api: httpx.Client, since: str, state: str) -> list[dict[str, Any]]:
+    """The scrape task runs started after ``since`` (ISO time) that are in ``state``."""
+    found: list[dict[str, Any]] = api.post(
         "/task_runs/filter",
         json={"task_runs": {"name": {"like_": "scrape-"},
-                            "state": {"type": {"any_": ["RUNNING"]}},
+                            "state": {"type": {"any_": [state]}},
                             "start_time": {"after_": since}}},
     ).json()  # fmt: skip
-    for task_run in running:
+    return found
+
+
+def _running_scrape(api: httpx.Client, since: str) -> tuple[str, str, str] | None:
+    """(task run id, site, Slurm job id) of a scrape task started after ``since`` (ISO time)
+    and running on a worker job, once it has logged where it runs (the session's server holds
+    earlier tests' runs too)."""
+    for task_run in _scrapes(api, since, "RUNNING"):
         logs = api.post(
             "/logs/filter", json={"logs": {"task_run_id": {"any_": [task_run["id"]]}}}
         ).json()
@@ -245,14 +249,8 @@ def test_a_worker_job_scancelled_mid_scrape_has_its_site_redone_once(
 def _completed_scrape_on_a_live_job(api: httpx.Client, since: str) -> tuple[str, str] | None:
     """(task run id, Slurm job id) of a scrape that completed after ``since`` on a worker
     job that still runs (its result is held in that worker's memory)."""
-    done = api.post(
-        "/task_runs/filter",
-        json={"task_runs": {"name": {"like_": "scrape-"},
-                            "state": {"type": {"any_": ["COMPLETED"]}},
-                            "start_time": {"after_": since}}},
-    ).json()  # fmt: skip
     running = set(run_slurm(["squeue", "-h", "-t", "RUNNING", "-o", "%i"]).stdout.split())
-    for task_run in done:
+    for task_run in _scrapes(api, since, "COMPLETED"):
         jobs = _task_run_jobs(api, task_run["id"])
         if jobs and jobs[-1] in running:
             return task_run["id"], jobs[-1]

@@ -87,14 +87,19 @@ def _prefect(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     return done
 
 
-def test_prefect_deploy_and_auction_pipeline_deploy_register_the_same_deployments(
-    long_lived_server: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    env = {
-        "PREFECT_API_URL": long_lived_server,
+def _deploy_env(server: str, tmp_path: Path) -> dict[str, str]:
+    """What both ways of deploying need: the server and the data roots prefect.yaml names."""
+    return {
+        "PREFECT_API_URL": server,
         "AUCTION_PIPELINE_PROD_DATA_ROOT": str(tmp_path / "prod"),
         "AUCTION_PIPELINE_DEV_DATA_ROOT": str(tmp_path / "dev"),
     }
+
+
+def test_prefect_deploy_and_auction_pipeline_deploy_register_the_same_deployments(
+    long_lived_server: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = _deploy_env(long_lived_server, tmp_path)
     api = httpx.Client(base_url=long_lived_server, timeout=30)
 
     # Prefect's way.
@@ -149,11 +154,7 @@ def test_prefect_automation_create_copies_are_merged_by_deploy(
     long_lived_server: str, cli, tmp_path: Path
 ) -> None:
     """Prefect's command adds a copy each time; `deploy` keeps one, updated in place."""
-    env = {
-        "PREFECT_API_URL": long_lived_server,
-        "AUCTION_PIPELINE_PROD_DATA_ROOT": str(tmp_path / "prod"),
-        "AUCTION_PIPELINE_DEV_DATA_ROOT": str(tmp_path / "dev"),
-    }
+    env = _deploy_env(long_lived_server, tmp_path)
     api = httpx.Client(base_url=long_lived_server, timeout=30)
     before = len(_automations(api))  # the module's other test may have left its one
     for _ in range(2):
