@@ -13,6 +13,9 @@ whatever reason; the watchdog then:
 - scancels the run's Dask worker jobs, found by their comment
   (:func:`job_comment`, set on every worker job of the run).
 
+After a run that ended normally it finds nothing to do and writes nothing (it must not touch
+a data root a sandbox reads as a source).
+
 While the flow process lives, the watchdog checks the flow run every ``POLL_SECONDS`` and
 leaves once it is final (a notebook's kernel outlives its runs). What it does is written to
 ``<data root>/logs/watchdog-<flow run id>.log``.
@@ -27,6 +30,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -75,12 +79,17 @@ def start(flow_run_id: str, log_file: Path) -> subprocess.Popen[bytes] | None:
             [sys.executable, "-m", "infra.watchdog", "--flow-run", flow_run_id,
              "--pid", str(os.getpid()), "--host", socket.gethostname()],
             stdin=read_end, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PREFECT_API_URL": api_url},
+            # Not PREFECT__FLOW_RUN_ID: the watchdog is not the run's process.
+            env={**_without(os.environ, "PREFECT__FLOW_RUN_ID"), "PREFECT_API_URL": api_url},
         )  # fmt: skip
     os.close(read_end)
     # Kept open, never inherited (os.pipe's ends are not), until this process ends.
     _held.append(write_end)
     return watchdog
+
+
+def _without(environ: Mapping[str, str], name: str) -> dict[str, str]:
+    return {key: value for key, value in environ.items() if key != name}
 
 
 def _say(message: str) -> None:
@@ -118,7 +127,7 @@ def clean_up(client: Any, flow_run_id: str, pid: int, host: str) -> None:
     cancelled = state in ("CANCELLED", "CANCELLING")
     if state is not None and state not in FINAL:
         client.set_flow_run_state(flow_run_id, Crashed(message=how), force=True)
-        _say(f"flow run {flow_run_id} was {state}: now CRASHED")
+        _say(f"flow process {pid} is gone; flow run {flow_run_id} was {state}: now CRASHED")
     if state is not None:
         left = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)])),
@@ -141,9 +150,8 @@ def cancel_worker_jobs(flow_run_id: str) -> None:
 
     try:
         listed = run_slurm(["squeue", "-h", "-o", "%i %k"]).stdout
-    except SlurmCommandError as exc:
-        _say(f"no Slurm jobs looked for: {exc}")
-        return
+    except SlurmCommandError:
+        return  # no Slurm here (a local run), or no answer: nothing it could cancel
     jobs = jobs_of_run(listed, flow_run_id)
     if jobs:
         run_slurm(["scancel", *jobs], check=False)
@@ -157,8 +165,7 @@ def watch(flow_run_id: str, pid: int, host: str, poll: float = POLL_SECONDS) -> 
     with get_client(sync_client=True) as client:
         while True:
             ready, _, _ = select.select([sys.stdin.fileno()], [], [], poll)
-            if ready and not os.read(sys.stdin.fileno(), 1):
-                _say(f"flow process {pid} is gone")
+            if ready and not os.read(sys.stdin.fileno(), 1):  # the flow process is gone
                 clean_up(client, flow_run_id, pid, host)
                 return
             if _flow_run_state(client, flow_run_id) in FINAL:

@@ -1,24 +1,25 @@
-"""Politeness across runs: every run that crawls a site shares that site's rate and concurrency.
+"""Politeness across runs: every run that crawls a site shares that site's rate.
 
 Within one run, one fetcher paces a site (``tasks/politeness.py``). But the prod, dev and
 marketplaces deployments, a notebook and an ad hoc ``run`` may crawl the same site at the same
 time, from different Slurm jobs, each at the site's full ``requests_per_second``. So each
-request also takes a slot of two Prefect global concurrency limits kept for the site on the
-Prefect server every run reports to:
+request also takes a slot of a Prefect global concurrency limit kept for the site on the
+Prefect server every run reports to: ``auction-pipeline:site:<name>:rate``, a rate limit whose
+``slot_decay_per_second`` is the site's ``requests_per_second`` and whose limit (the burst) is
+:func:`burst`. All runs together stay within the site's rate plus that burst.
 
-- ``auction-pipeline:site:<name>:rate``, a rate limit: ``slot_decay_per_second`` is the site's
-  ``requests_per_second`` and the limit (the burst) is :func:`burst`; every request takes one
-  slot (Prefect's ``rate_limit``), so all runs together stay within the site's rate plus that
-  burst;
-- ``auction-pipeline:site:<name>:concurrency``: at most the site's ``concurrency`` requests in
-  flight across all runs (a slot held for the length of the request).
-
-Both are created, or updated to the site file's values, when a run's scrape of the site
-starts; the UI shows them under *Concurrency*. A request that waits longer than
+The limit is created, or updated to the site file's values, when a run's scrape of the site
+starts; the UI shows it under *Concurrency*. A request that waits longer than
 ``max_shared_wait_seconds`` fails like any other (a site that never frees fails alone), and
 waiting is logged: "waited 3.1 s for harrow-finch's shared rate limit ... another run is
 crawling it". Runs that report to different Prefect servers (an ad hoc ``run`` starts its
-own when ``PREFECT_API_URL`` is unset) do not share them.
+own when ``PREFECT_API_URL`` is unset) do not share it.
+
+The site's ``concurrency`` (requests in flight at once) holds within each run only: sharing it
+too took a lease per request, two more writes to the Prefect server each time, and under the
+full test suite's load the server fell behind (runs timed out, a lot page was lost to a failed
+call; see the issue notes). The shared rate keeps the runs' requests apart anyway whenever
+the site answers within its interval.
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ def burst(politeness: Politeness) -> int:
     return max(2, math.ceil(politeness.requests_per_second))
 
 
-def limit_names(site: str) -> tuple[str, str]:
-    """The rate limit's and the concurrency limit's names for ``site``."""
-    return f"{NAME_PREFIX}{site}:rate", f"{NAME_PREFIX}{site}:concurrency"
+def rate_limit_name(site: str) -> str:
+    """The name of ``site``'s shared rate limit."""
+    return f"{NAME_PREFIX}{site}:rate"
 
 
 def ensure_limits(site: str, politeness: Politeness) -> None:
-    """Create the site's two limits on the Prefect server, or set them to ``politeness``."""
+    """Create the site's rate limit on the Prefect server, or set it to ``politeness``."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import (
         GlobalConcurrencyLimitCreate,
@@ -60,11 +61,7 @@ def ensure_limits(site: str, politeness: Politeness) -> None:
     )
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    rate, concurrent = limit_names(site)
-    wanted = {
-        rate: (burst(politeness), politeness.requests_per_second),
-        concurrent: (politeness.concurrency, 0.0),
-    }
+    wanted = {rate_limit_name(site): (burst(politeness), politeness.requests_per_second)}
     with get_client(sync_client=True) as client:
         for name, (limit, decay) in wanted.items():
             try:
@@ -87,13 +84,14 @@ def ensure_limits(site: str, politeness: Politeness) -> None:
 
 
 class SharedSiteLimit:
-    """The slot every request of one site's crawl takes in the limits all runs share.
+    """The slot every request of one site's crawl takes in the rate all runs share.
 
     One Prefect client serves the whole crawl (its threads share it). Slots are taken with
-    the client's own calls rather than ``prefect.concurrency.sync``'s helpers, which open a
-    client, emit events and start a lease-renewal thread for every call: about 100 ms per
-    request, more than the whole interval of a fast site. The concurrency slot is a lease that
-    outlives the longest request by a minute, so a run killed mid-request frees it by itself.
+    the client's own call rather than ``prefect.concurrency.sync.rate_limit``, which opens a
+    client and emits an event for every call: about 100 ms per request, more than the whole
+    interval of a fast site. If the server cannot be asked (down, overloaded: anything but
+    its "wait" answer), the request goes ahead paced by this run alone, with a warning at
+    most once a minute: losing a page to the server's trouble would be worse.
     """
 
     def __init__(self, site: str, politeness: Politeness, note: Callable[[str], None]) -> None:
@@ -104,9 +102,9 @@ class SharedSiteLimit:
         self.note = note
         self.waited_seconds = 0.0
         self._last_report = -math.inf
+        self._last_trouble = -math.inf
         self._lock = threading.Lock()
-        self._rate, self._concurrency = limit_names(site)
-        self._lease_seconds = 4 * politeness.timeout_seconds + 60
+        self._rate = rate_limit_name(site)
         self._client = get_client(sync_client=True)
 
     def __enter__(self) -> SharedSiteLimit:
@@ -118,64 +116,62 @@ class SharedSiteLimit:
 
     @contextmanager
     def slot(self, url: str) -> Iterator[None]:
-        """Hold a slot of the site's shared limits for one request to ``url``."""
+        """Take a slot of the site's shared rate before one request to ``url``."""
         started = time.monotonic()
-        deadline = started + self.politeness.max_shared_wait_seconds
-        client = self._client
-        self._take(
-            url, deadline, lambda: client.increment_concurrency_slots([self._rate], 1, "rate_limit")
-        )
-        granted = self._take(
-            url,
-            deadline,
-            lambda: client.increment_concurrency_slots_with_lease(
-                [self._concurrency], 1, "concurrency", self._lease_seconds
-            ),
-        )
-        self._waited(time.monotonic() - started)
-        try:
-            yield
-        finally:
-            lease = granted.json().get("lease_id")
-            with suppress(httpx.HTTPError):  # unreleased, the lease expires by itself
-                self._client.release_concurrency_slots_with_lease(lease)
+        if self._take(url, started + self.politeness.max_shared_wait_seconds):
+            self._waited(time.monotonic() - started)
+        yield
 
-    def _take(self, url: str, deadline: float, ask: Callable[[], httpx.Response]) -> httpx.Response:
-        """Ask until granted, sleeping the Retry-After the server sends with each refusal.
+    def _take(self, url: str, deadline: float) -> bool:
+        """Ask until granted, sleeping the Retry-After the server sends with each refusal;
+        False if the server could not be asked (the request goes ahead unshared).
 
         The server grants a slot of a limit that does not exist (deleted in the UI during
-        the crawl) without a word: the limits are then made again, once, and asked anew.
+        the crawl) without a word: the limit is then made again, once, and asked anew.
         """
+        if time.monotonic() - self._last_trouble < REPORT_EVERY_SECONDS:
+            return False  # the server failed just now: not asked again for a minute
         remade = False
         while True:
             try:
-                granted = ask()
+                granted = self._client.increment_concurrency_slots([self._rate], 1, "rate_limit")
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code != 423:
-                    raise FetchError(
-                        f"{url}: {self.site}'s shared limits refused the request "
-                        f"(HTTP {exc.response.status_code}: {exc.response.text[:200]})"
-                    ) from exc
+                    self._trouble(f"HTTP {exc.response.status_code}")
+                    return False
                 pause = float(exc.response.headers.get("Retry-After") or 0.1)
+            except httpx.HTTPError as exc:
+                self._trouble(f"{type(exc).__name__}: {exc}")
+                return False
             else:
-                body = granted.json()
-                limits = body.get("limits", []) if isinstance(body, dict) else body
-                if limits:
-                    return granted
+                if granted.json():
+                    return True
                 if remade:
                     raise FetchError(
-                        f"{url}: {self.site}'s shared limits vanish from the Prefect server "
-                        "as soon as they are made; the request is not sent"
+                        f"{url}: {self.site}'s shared rate limit vanishes from the Prefect "
+                        "server as soon as it is made; the request is not sent"
                     )
                 ensure_limits(self.site, self.politeness)
                 remade, pause = True, 0.0
             if time.monotonic() + pause > deadline:
                 raise FetchError(
                     f"{url}: waited more than {self.politeness.max_shared_wait_seconds:g} s for "
-                    f"{self.site}'s shared limits (other runs crawling the site hold them; "
+                    f"{self.site}'s shared rate limit (other runs crawling the site hold it; "
                     "politeness.max_shared_wait_seconds)"
                 )
             time.sleep(min(pause, 5.0))
+
+    def _trouble(self, what: str) -> None:
+        """The server could not be asked: say so, at most once a minute."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_trouble < REPORT_EVERY_SECONDS:
+                return
+            self._last_trouble = now
+        self.note(
+            f"{self.site}'s shared rate limit could not be asked ({what}); this run's requests "
+            "go on paced by this run alone for a minute, then it is asked again"
+        )
 
     def _waited(self, seconds: float) -> None:
         """Count a wait; log a noticeable one, at most once a minute."""

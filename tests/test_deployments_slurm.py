@@ -441,6 +441,20 @@ def _process_of_flow_run(flow_run_id: str) -> int | None:
     return None
 
 
+def _watchdog_of(flow_run_id: str) -> int | None:
+    """The pid of the flow run's watchdog (infra/watchdog.py), by its command line."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"infra.watchdog" in argv and flow_run_id.encode() in argv:
+            return int(entry.name)
+    return None
+
+
 def _describe(pid: int | None) -> str:
     """A process's command line, state and threads' wait channels, for a failure message."""
     if pid is None:
@@ -554,11 +568,14 @@ def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
                 "the flow run sent a heartbeat",
             )
             pid = wait_for(lambda: _process_of_flow_run(run_id), 30, "found the flow process")
-            # The host is lost: worker and flow process die at once, nobody reports.
+            watchdog = wait_for(lambda: _watchdog_of(run_id), 30, "found the run's watchdog")
+            # The host is lost: worker, flow process and its watchdog die at once, nobody
+            # reports.
             with suppress(ProcessLookupError):
                 os.killpg(worker.pid, signal.SIGKILL)
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            for process in (watchdog, pid):
+                with suppress(ProcessLookupError):
+                    os.kill(process, signal.SIGKILL)
             lost = time.monotonic()
             run = wait_for(
                 lambda: (

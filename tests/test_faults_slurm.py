@@ -60,7 +60,7 @@ def _start_run(
     )  # fmt: skip
 
 
-def _finish(run: subprocess.Popen[str], data_root: Path, timeout: float = 300) -> dict[str, Any]:
+def _finish(run: subprocess.Popen[str], data_root: Path, timeout: float = 600) -> dict[str, Any]:
     run.wait(timeout=timeout)
     err = (data_root.parent / "run.err").read_text()
     assert run.returncode == 0, err[-4000:]
@@ -257,6 +257,7 @@ def _completed_scrape_on_a_live_job(api: httpx.Client, since: str) -> tuple[str,
     return None
 
 
+@pytest.mark.timeout(900)
 def test_a_worker_lost_after_its_tasks_completed_runs_none_of_them_again(
     slurm_conf: Path, prefect_api_url: str, tmp_path: Path
 ) -> None:
@@ -334,6 +335,7 @@ def _jobs_of_run(flow_run_id: str) -> list[str]:
     return jobs_of_run(run_slurm(["squeue", "-h", "-o", "%i %k"]).stdout, flow_run_id)
 
 
+@pytest.mark.timeout(900)  # two runs of the houses, under the whole suite's load
 def test_a_killed_flow_process_leaves_nothing_running_and_is_rerun_reusing_its_sites(
     slurm_conf: Path, prefect_api_url: str, tmp_path: Path
 ) -> None:
@@ -393,6 +395,7 @@ def test_a_killed_flow_process_leaves_nothing_running_and_is_rerun_reusing_its_s
     assert not _leftovers(data_root)
 
 
+@pytest.mark.timeout(900)  # the sites one after another on one job at a time
 def test_work_outlasting_a_worker_jobs_one_minute_walltime_continues_on_replacements(
     slurm_conf: Path, prefect_api_url: str, tmp_path: Path
 ) -> None:

@@ -1,5 +1,5 @@
-"""Politeness across runs: runs that crawl one site at the same time share its rate and
-concurrency through the Prefect server (tasks/sharedlimit.py), judged by the site's own log.
+"""Politeness across runs: runs that crawl one site at the same time share its rate through
+the Prefect server (tasks/sharedlimit.py), judged by the site's own log.
 
 The end-to-end test starts two `auction-pipeline run`s of one house at once, reporting to
 one real Prefect server, and reads the demo site's request log: in every window the two
@@ -25,7 +25,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from sites.demo.server import DemoSite
 from sites.loader import SITES_DIR, Politeness
-from tasks.sharedlimit import SharedSiteLimit, burst, ensure_limits, limit_names
+from tasks.sharedlimit import SharedSiteLimit, burst, ensure_limits, rate_limit_name
 
 pytestmark = pytest.mark.prefect_server
 
@@ -60,11 +60,9 @@ def test_the_limits_follow_the_site_file(api: str) -> None:
     site = f"limits-{uuid.uuid4().hex[:8]}"
     ensure_limits(site, Politeness(requests_per_second=0.5, concurrency=1))
     ensure_limits(site, Politeness(requests_per_second=3.5, concurrency=2))  # the file changed
-    rate, concurrent = limit_names(site)
     with httpx.Client(base_url=prefect_api_url, timeout=30) as api:
-        held = {n: api.get(f"/v2/concurrency_limits/{n}").json() for n in (rate, concurrent)}
-    assert (held[rate]["limit"], held[rate]["slot_decay_per_second"]) == (4, 3.5)
-    assert (held[concurrent]["limit"], held[concurrent]["slot_decay_per_second"]) == (2, 0.0)
+        held = api.get(f"/v2/concurrency_limits/{rate_limit_name(site)}").json()
+    assert (held["limit"], held["slot_decay_per_second"], held["active"]) == (4, 3.5, True)
     assert burst(Politeness(requests_per_second=0.5)) == 2
 
 
@@ -98,12 +96,31 @@ def test_two_crawls_share_one_rate_and_the_waiting_one_says_so(api: str) -> None
     assert any("another run is crawling it" in note for note in notes), notes
 
 
+def test_a_server_that_cannot_be_asked_does_not_cost_the_page() -> None:
+    """Down or overloaded, the server answers no "wait": the request goes on, said once."""
+    notes: list[str] = []
+    nowhere = "http://127.0.0.1:9/api"
+    politeness = Politeness(requests_per_second=5)
+    started = time.monotonic()
+    with (
+        temporary_settings({PREFECT_API_URL: nowhere}),
+        SharedSiteLimit("down", politeness, notes.append) as shared,
+    ):
+        for i in range(3):
+            with shared.slot(f"https://example.org/{i}"):
+                pass
+    # Not asked again for a minute after the first failure: one failure's wait in all.
+    assert time.monotonic() - started < 30
+    assert len(notes) == 1 and "could not be asked" in notes[0], notes
+    assert "paced by this run alone for a minute" in notes[0]
+
+
 def test_a_limit_deleted_during_a_crawl_is_made_again(api: str) -> None:
     """The server grants a slot of a missing limit silently; the crawl must not run free."""
     site = f"deleted-{uuid.uuid4().hex[:8]}"
     politeness = Politeness(requests_per_second=2, concurrency=1)
     ensure_limits(site, politeness)
-    rate, _ = limit_names(site)
+    rate = rate_limit_name(site)
     with SharedSiteLimit(site, politeness, lambda note: None) as shared:
         with shared.slot("https://example.org/1"):
             pass
