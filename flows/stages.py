@@ -120,7 +120,7 @@ def scrape_with_progress(
 ) -> ScrapeReport:
     """:func:`scrape_site`, showing the lot pages fetched so far as a progress artifact
     (key ``scrape-<site>``) on the site's task run in the UI, and sharing the site's rate
-    and concurrency with every other run that crawls it (``tasks/sharedlimit.py``)."""
+    with every other run that crawls it (``tasks/sharedlimit.py``)."""
     progress = ProgressArtifact(
         f"scrape-{site.name}", f"{site.name}: lot pages fetched for the crawl {day}"
     )

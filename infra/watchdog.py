@@ -97,12 +97,13 @@ def _say(message: str) -> None:
 
 
 def _flow_run_state(client: Any, flow_run_id: str) -> str | None:
+    """The run's state type, or None when the server does not answer (an ad hoc run's own
+    server is stopped as its command ends: nothing is said then, nothing can be done)."""
     import httpx
 
     try:
         run = client.read_flow_run(flow_run_id)
-    except (httpx.HTTPError, OSError, RuntimeError) as exc:
-        _say(f"could not read flow run {flow_run_id}: {exc}")
+    except (httpx.HTTPError, OSError, RuntimeError):
         return None
     return run.state.type.value if run.state else None
 

@@ -112,7 +112,7 @@ class Politeness(BaseModel):
     # Timed-out attempts in a row (no response in between) after which the site is given up,
     # instead of waiting out every lot page's retries on a host that stopped answering.
     max_consecutive_timeouts: Annotated[int, Field(ge=1)] = 10
-    # Longest a request waits for the site's limits shared with other runs crawling it at
+    # Longest a request waits for the site's rate shared with other runs crawling it at
     # the same time (tasks/sharedlimit.py); past it the request fails like a network error.
     max_shared_wait_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
 

@@ -17,7 +17,7 @@ Every wait is bounded, so a hostile or broken site fails alone instead of stalli
 - each connect, read and write by ``timeout_seconds``, a whole response body by four times
   that, and a site whose requests keep timing out by ``max_consecutive_timeouts`` in a row;
 - the whole crawl by ``max_requests``;
-- a request's slot in the limits shared with other runs crawling the site
+- a request's slot in the rate shared with other runs crawling the site
   (``tasks/sharedlimit.py``) by ``max_shared_wait_seconds``.
 """
 
@@ -208,7 +208,7 @@ def accepted(content_type: str, expect: tuple[str, ...] = PAGE_TYPES) -> bool:
 
 
 class RequestSlot(Protocol):
-    """A slot each request holds besides the fetcher's own pacing (limits shared across runs)."""
+    """A slot each request holds besides the fetcher's own pacing (a rate shared across runs)."""
 
     def slot(self, url: str) -> AbstractContextManager[None]:
         """Held for the length of one request to ``url``."""

@@ -130,7 +130,7 @@ def scrape_site(
 
     ``progress(done, total)`` is called after each listing or search page (``total`` grows
     with the lot pages found so far) and after each lot page is fetched with its images.
-    Each request also holds a slot of ``shared`` (the site's limits shared across runs).
+    Each request also holds a slot of ``shared`` (the site's rate shared across runs).
     """
     crawl_id = crawl_of(day)
     root = DataRoot(Path(data_root))
