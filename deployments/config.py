@@ -49,7 +49,6 @@ class Deployment:
     parameters: dict[str, Any]
     schedules: list[dict[str, Any]]
     job_variables: dict[str, Any]
-    raw: dict[str, Any]  # as written, before resolution
 
     @property
     def heartbeat_seconds(self) -> int | None:
@@ -117,7 +116,6 @@ def _deployment(spec: object, where: str) -> Deployment:
         parameters=parameters,
         schedules=schedules,
         job_variables=pool.get("job_variables") or {},
-        raw=spec,
     )
     _check_parameters(deployment, where)
     heartbeat_at = f"{where}.work_pool.job_variables.env.{HEARTBEAT_VARIABLE}"

@@ -16,7 +16,7 @@ Idempotent: every object is updated in place under its name.
 
 from __future__ import annotations
 
-import subprocess
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from deployments.config import (
     load_prefect_file,
 )
 from deployments.pools import POOL_TYPES, ensure_work_pool
+from infra.commands import CommandError, run_command
 
 DEPLOY_TIMEOUT_SECONDS = 600  # `prefect deploy` imports the flow once per deployment
 
@@ -84,6 +85,7 @@ def prefect_deploy_argv(prefect_file: Path, names: list[str] | None) -> list[str
     return argv
 
 
+@functools.cache  # one import of the flow file for all its deployments
 def _flow_name(entrypoint: str) -> str:
     """The name of the flow an entrypoint (``path.py:function``) defines."""
     from prefect.flows import load_flow_from_entrypoint
@@ -101,10 +103,10 @@ def register(checked: Plan, names: list[str] | None = None) -> list[Registered]:
     argv = prefect_deploy_argv(checked.prefect_file, names)
     # From the repository: entrypoints are relative to it, and Prefect's default pull step
     # makes it the runs' working directory.
-    done = subprocess.run(
-        argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT_SECONDS,
-        check=False,
-    )  # fmt: skip
+    try:
+        done = run_command(argv, cwd=REPO_ROOT, timeout=DEPLOY_TIMEOUT_SECONDS, check=False)
+    except CommandError as exc:  # missing, or past its timeout
+        raise PrefectDeployError(str(exc)) from exc
     if done.returncode != 0:
         said = (done.stderr.strip() or done.stdout.strip()).splitlines()[-12:]
         raise PrefectDeployError(

@@ -101,6 +101,7 @@ def test_prefect_deploy_and_auction_pipeline_deploy_register_the_same_deployment
 ) -> None:
     env = _deploy_env(long_lived_server, tmp_path)
     api = httpx.Client(base_url=long_lived_server, timeout=30)
+    _empty(api)  # the module's other test may have run first on this server
 
     # Prefect's way.
     _prefect("work-pool", "create", PROCESS_POOL, "--type", "process", env=env)
