@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import distributed
 from distributed import KilledWorker
-from prefect import task
+from prefect import Task, task
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext, get_run_context
@@ -26,6 +27,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.logging import get_run_logger
 from prefect.states import Completed, Crashed, Failed
 
+from flows.held import held, remove_stale
 from flows.progress import ProgressArtifact
 from flows.schedule import Scheduled, late_after, lateness_text
 from infra import watchdog
@@ -179,6 +181,19 @@ def _release(future: PrefectFuture[Any]) -> None:
         wrapped.release()  # type: ignore[no-untyped-call]
 
 
+@contextmanager
+def _holding(results: Path) -> Iterator[None]:
+    """Hold a run's task results in ``results`` for the block, then remove them; older runs'
+    left behind by a killed flow process go once stale (``flows/held.py``)."""
+    results.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale(results.parent, keep=results):
+        get_run_logger().info("removed the task results a killed run left: %s", stale)
+    try:
+        yield
+    finally:
+        shutil.rmtree(results, ignore_errors=True)
+
+
 def _crash_task_run(future: PrefectFuture[Any], message: str) -> None:
     """Mark a task run whose workers all died Crashed: its engine died with the last of
     them, so nobody else will, and the UI would show it Running for ever."""
@@ -211,6 +226,7 @@ class Run:
     archived: ArchiveReport | None = None
     schedule: Scheduled | None = None  # a deployment run's scheduled start
     late_by: dt.timedelta | None = None  # how late it started, past the threshold
+    results: Path | None = None  # where its task results are held (flows/held.py)
 
     @classmethod
     @contextmanager
@@ -229,6 +245,7 @@ class Run:
         Creates the data root group-private if it is new (``DataRoot.prepare``) and checks
         the database, so an unreachable or damaged one is said now, not after the crawl. A
         deployment run (``schedule``) that starts late says so in its log and summary.
+        Task results are held under the data root while the block runs (``flows/held.py``).
         """
         context = get_run_context()
         assert isinstance(context, FlowRunContext) and context.flow_run is not None
@@ -249,7 +266,8 @@ class Run:
         # Ends the run's task runs and worker jobs should this process be killed outright.
         run_id = str(context.flow_run.id)
         watchdog.start(run_id, DataRoot(data_root).slurm_logs.parent / f"watchdog-{run_id}.log")
-        with day_lock(data_root, day, purpose):
+        results = DataRoot(data_root).task_results(run_id)
+        with day_lock(data_root, day, purpose), _holding(results):
             database_url = database_url_for(data_root)
             check_database(database_url)
             yield cls(
@@ -262,7 +280,13 @@ class Run:
                 crawl=crawl or CrawlId(day),
                 schedule=schedule,
                 late_by=late_by,
+                results=results,
             )
+
+    def _held(self, step: Task[P, T]) -> Task[P, T]:
+        """``step`` with its result held on the data root (``flows/held.py``), when the run
+        has a place for it."""
+        return held(step, self.results) if self.results else step
 
     def submit_scrape(self, name: str, rescrape: bool) -> PrefectFuture[ScrapeReport]:
         """Start one site's crawl, with the lots the database follows until they close
@@ -275,7 +299,7 @@ class Run:
             revisit = []
         if revisit:
             get_run_logger().info("%s: revisiting %d followed lots", name, len(revisit))
-        return scrape_task.submit(site, self.crawl, self.data_root, rescrape, revisit)
+        return self._held(scrape_task).submit(site, self.crawl, self.data_root, rescrape, revisit)
 
     def submit_process(self, name: str) -> PrefectFuture[ProcessReport]:
         """Start processing one site's stored pages, with its recent lot counts.
@@ -288,7 +312,9 @@ class Run:
         except DatabaseConnectionError as exc:
             get_run_logger().warning("%s: lot-count check skipped: %s", name, exc)
             history = []
-        return process_task.submit(self.sites[name], self.crawl, self.data_root, history)
+        return self._held(process_task).submit(
+            self.sites[name], self.crawl, self.data_root, history
+        )
 
     def collect_processing(self, futures: dict[PrefectFuture[ProcessReport], str]) -> None:
         """Wait for process tasks, recording each site's report or failure."""
@@ -318,7 +344,7 @@ class Run:
             return False
         ok = sorted(self.processed)
         loaded, error = outcome(
-            load_task.submit(
+            self._held(load_task).submit(
                 self.crawl,
                 [self.sites[n] for n in ok],
                 [self.processed[n].processed_file for n in ok],
@@ -338,7 +364,7 @@ class Run:
         """Rebuild the day's bag from every crawl of the day (``archive_day``); a failure is
         the run's error."""
         archived, error = outcome(
-            archive_task.submit(
+            self._held(archive_task).submit(
                 self.day,
                 self.data_root,
                 self.database_url,

@@ -14,6 +14,7 @@ Everything the pipeline writes lives under one data root on the shared filesyste
     archive/<date>/                       the day's BagIt bag for researchers     (archive)
     logs/slurm/                           Slurm job logs and rendered job scripts
     .dask-tls/                            a running flow's TLS certificates (owner only)
+    .task-results/<flow run id>/          a running flow's task results (flows/held.py)
 
 ``<crawl>`` is the crawl's id (``tasks/crawlid.py``): the day (``2026-03-14``) for a day's one
 crawl, the day and UTC time (``2026-03-14T0600Z``) for the marketplaces' crawls every six hours.
@@ -138,6 +139,10 @@ class DataRoot:
     def slurm_logs(self) -> Path:
         """Slurm job logs and rendered job scripts."""
         return self.path / "logs" / "slurm"
+
+    def task_results(self, flow_run_id: str) -> Path:
+        """Where a flow run's task results are kept while it runs (``flows/held.py``)."""
+        return self.path / ".task-results" / flow_run_id
 
     def dask_tls(self) -> Path:
         """The owner-only directory (0700, created if needed) where a Slurm run's Dask

@@ -31,12 +31,18 @@ NAMES = ["prod", "marketplaces", "dev"]
 # Made fresh by each registration (ids, times) or derived from the ids.
 _VOLATILE = {"id", "created", "updated", "deployment_id", "flow_id", "work_queue_id",
              "last_polled", "status", "labels"}  # fmt: skip
+# Sets the server keeps as lists in no fixed order (an event trigger's ``expect``, ``after``).
+_UNORDERED = {"expect", "after"}
 
 
 def _stable(value: Any) -> Any:
     """``value`` without the fields a registration makes afresh."""
     if isinstance(value, dict):
-        return {k: _stable(v) for k, v in value.items() if k not in _VOLATILE}
+        return {
+            k: sorted(v) if k in _UNORDERED else _stable(v)
+            for k, v in value.items()
+            if k not in _VOLATILE
+        }
     if isinstance(value, list):
         return [_stable(v) for v in value]
     return value
