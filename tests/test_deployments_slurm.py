@@ -8,9 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.message
+import itertools
 import json
+import math
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -524,17 +527,15 @@ def test_a_killed_flow_process_ends_crashed_and_is_mailed(
         run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
 
 
-def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
-    slurm_conf: Path, server: str, cli, tmp_path: Path
-) -> None:
-    # Short heartbeats for the test; production uses the files' 60 s and 240 s.
-    env = _dev_env(server, tmp_path / "dev-data")
+def _deploy_short_heartbeats(cli, env: dict[str, str], tmp_path: Path) -> None:
+    """Register the deployments with a heartbeat every 30 s and the crash automation's
+    window at 45 s, for tests (production uses the files' 60 s and 240 s)."""
 
     def beat_30(content: dict[str, Any]) -> None:
         content["definitions"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = "30"  # anchored
 
     def window_45(content: dict[str, Any]) -> None:
-        content["automations"][0]["trigger"]["within"] = 45
+        content["automations"][0]["trigger"]["within"] = SHORT_WINDOW
 
     deployed = cli(
         "deploy",
@@ -543,12 +544,37 @@ def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
         env=env, timeout=300,
     )  # fmt: skip
     assert deployed.returncode == 0, deployed.stderr[-2000:]
-    api = httpx.Client(base_url=server, timeout=30)
-    (automation,) = api.post(
-        "/automations/filter",
+    (automation,) = httpx.post(
+        f"{env['PREFECT_API_URL']}/automations/filter",
         json={"automations": {"name": {"any_": [CRASH_DETECTION]}}},
+        timeout=30,
     ).json()
-    assert automation["enabled"] and automation["trigger"]["within"] == 45
+    assert automation["enabled"] and automation["trigger"]["within"] == SHORT_WINDOW
+
+
+SHORT_WINDOW = 45  # seconds without a heartbeat before the automation crashes a run (tests)
+
+
+def _heartbeats(api: httpx.Client, run_id: str) -> list[dt.datetime]:
+    """When the flow run's heartbeats occurred, in order (a run of under 25 minutes: the
+    server's first page holds 50)."""
+    query = {
+        "filter": {
+            "event": {"name": ["prefect.flow-run.heartbeat"]},
+            "resource": {"id": [f"prefect.flow-run.{run_id}"]},
+        }
+    }
+    page = api.post("/events/filter", json=query).json()
+    assert page["next_page"] is None, "more heartbeats than one page"
+    return sorted(dt.datetime.fromisoformat(e["occurred"]) for e in page["events"])
+
+
+def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    env = _dev_env(server, tmp_path / "dev-data")
+    _deploy_short_heartbeats(cli, env, tmp_path)
+    api = httpx.Client(base_url=server, timeout=30)
 
     slow = DemoSite(DemoConfig(latency=0.3))
     try:
@@ -556,17 +582,7 @@ def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
             started = _run_dev(env, watch=False)
             assert started.returncode == 0, started.stderr
             run_id = _run_id(started)
-            heartbeat = {
-                "filter": {
-                    "event": {"name": ["prefect.flow-run.heartbeat"]},
-                    "resource": {"id": [f"prefect.flow-run.{run_id}"]},
-                }
-            }
-            wait_for(
-                lambda: api.post("/events/filter", json=heartbeat).json()["events"],
-                60,
-                "the flow run sent a heartbeat",
-            )
+            wait_for(lambda: _heartbeats(api, run_id), 60, "the flow run sent a heartbeat")
             pid = wait_for(lambda: _process_of_flow_run(run_id), 30, "found the flow process")
             watchdog = wait_for(lambda: _watchdog_of(run_id), 30, "found the run's watchdog")
             # The host is lost: worker, flow process and its watchdog die at once, nobody
@@ -584,13 +600,119 @@ def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
                 150,
                 "the automation marked the run CRASHED",
             )
-            assert time.monotonic() - lost < 45 + 30 + 30  # window + one beat + evaluation
+            assert time.monotonic() - lost < SHORT_WINDOW + 30 + 30  # + one beat + evaluation
         assert "no heartbeat from the flow process within" in run["state"]["message"]
         body = _mail_crashed(cli, env, tmp_path, run_id)
         assert "no heartbeat" in body
     finally:
         # Its Dask workers lost their scheduler; do not leave them to time out in the queue.
         run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
+
+
+# Never matches (no NUL in a page): ``re`` tries every way of splitting the text between the
+# five stars, its cost growing with the text's length to about the sixth power, all inside
+# one C call that holds the GIL. A careless site-file rule, or a hostile page meeting one.
+_BACKTRACKING = r"([\s\S]*)" + r"[\s\S]*" * 4 + r"\x00"
+
+
+def _length_computing_for(seconds: float) -> int:
+    """The text length on which :data:`_BACKTRACKING` computes for about ``seconds`` on this
+    machine now: timed on two short texts, extrapolated along its power law."""
+    pattern, took = re.compile(_BACKTRACKING), {}
+    for length in (60, 90):
+        start = time.perf_counter()
+        assert pattern.search("x" * length) is None
+        took[length] = time.perf_counter() - start
+    exponent = math.log(took[90] / took[60]) / math.log(90 / 60)
+    return round(90 * (seconds / took[90]) ** (1 / exponent))
+
+
+def _with_a_slow_rule(sites: Path, length: int) -> None:
+    """The houses' site files in ``sites`` (the dev deployment names them), hotel-lumiere's
+    with one more optional field, whose rule runs :data:`_BACKTRACKING` over ``length``
+    characters of lot 1's page (and nothing elsewhere)."""
+    sites.mkdir()
+    for house in HOUSES:
+        shutil.copy(REPO_ROOT / "sites" / f"{house}.yaml", sites)
+    content = yaml.safe_load((REPO_ROOT / "sites" / "hotel-lumiere.yaml").read_text())
+    lot_one = "//article[.//span[@class='numero-lot']='1']"
+    content["fields"]["condition_check"] = {
+        "selector": {"xpath": f"substring(string({lot_one}), 1, {length})",
+                     "regex": _BACKTRACKING},
+    }  # fmt: skip
+    (sites / "hotel-lumiere.yaml").write_text(yaml.safe_dump(content, allow_unicode=True))
+
+
+def _task_run(api: httpx.Client, run_id: str, name: str) -> dict[str, Any]:
+    (found,) = api.post(
+        "/task_runs/filter",
+        json={"flow_runs": {"id": {"any_": [run_id]}}, "task_runs": {"name": {"any_": [name]}}},
+    ).json()
+    return dict(found)
+
+
+@pytest.mark.timeout(1800)
+def test_a_step_computing_longer_than_the_crash_window_is_not_crashed(
+    slurm_conf: Path, server: str, cli, tmp_path: Path
+) -> None:
+    """Prefect #20887: a run whose heartbeats stall while a step computes is marked Crashed
+    by the heartbeat automation though it is alive. Here lot 1's page costs one GIL-holding
+    regex call of a few crash windows, in the scrape (which reads a lot's fields for its
+    follow-ups) and again in the process step; the run must end Completed with every lot.
+
+    The call's length is calibrated in this process, but worker jobs on this shared machine
+    have run it 1.5 to 2.5 times slower: Dask's own limit on an unresponsive worker (``worker-ttl``,
+    5 minutes; README) is raised for the run so as not to test it here."""
+    data_root = tmp_path / "dev-data"
+    env = _dev_env(server, data_root)
+    _deploy_short_heartbeats(cli, env, tmp_path)
+    sites = tmp_path / "sites"
+    length = _length_computing_for(120)
+    assert length <= 270, length  # lot 1's article holds about 270 characters
+    _with_a_slow_rule(sites, length)
+    env = {**env, "AUCTION_PIPELINE_SITES_DIR": str(sites),
+           "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "30 minutes"}  # fmt: skip
+    api = httpx.Client(base_url=server, timeout=30)
+    try:
+        with DemoSite(DemoConfig()) as site, _worker(env, site.url, tmp_path / "worker.log"):
+            started = _run_dev(env, watch=False)
+            assert started.returncode == 0, started.stderr
+            run_id = _run_id(started)
+            run = wait_for(
+                lambda: (r := api.get(f"/flow_runs/{run_id}").json())["state_type"] in TERMINAL
+                and r,
+                1500, "the run ended",
+            )  # fmt: skip
+    finally:
+        run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
+
+    states = api.get("/flow_run_states/", params={"flow_run_id": run_id}).json()
+    assert [s["type"] for s in states if s["type"] == "CRASHED"] == [], states
+    assert run["state_type"] == "COMPLETED", run["state"]
+    # The steps did compute for longer than the window, each once, in a Slurm job.
+    for step in ("scrape-hotel-lumiere", "process-hotel-lumiere"):
+        task_run = _task_run(api, run_id, step)
+        assert task_run["state_type"] == "COMPLETED" and task_run["run_count"] == 1, task_run
+        assert task_run["total_run_time"] > SHORT_WINDOW, (step, task_run["total_run_time"])
+    # Each of the two held the GIL for longer than the window in one go (Dask says so).
+    held = sorted(
+        float(seconds)
+        for log in (data_root / "logs" / "slurm").glob(f"{WORKER_JOB_NAME}-*.err")
+        for seconds in re.findall(
+            r"Event loop was unresponsive in Worker for ([0-9.]+)s", log.read_text()
+        )
+    )
+    assert len(held) >= 2 and held[-2] > SHORT_WINDOW, held
+    # The flow process kept beating all along: no gap the automation would have acted on.
+    beats = _heartbeats(api, run_id)
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(beats)]
+    assert len(beats) >= 4 and max(gaps) < SHORT_WINDOW, gaps
+    conn = sqlite3.connect(data_root / "auction.sqlite")
+    try:
+        (lots,) = conn.execute("SELECT count(*) FROM lots WHERE site = 'hotel-lumiere'").fetchone()
+    finally:
+        conn.close()
+    assert lots == len(Catalogue(DemoConfig()).lots("hotel-lumiere", dt.date(2026, 3, 14)))
 
 
 def _worker_jobs() -> set[str]:
