@@ -33,7 +33,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # A killed flow run leaves its records behind; they are a few KB of reports. The next run
-# removes those older than this (no run lasts a week: the longest walltime is 1 day).
+# removes those older than this: far past any run of the day (a day's crawl, hours).
 STALE_AFTER = dt.timedelta(days=7)
 
 
