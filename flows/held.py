@@ -23,6 +23,8 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -62,3 +64,16 @@ def remove_stale(parent: Path, keep: Path, now: float | None = None) -> list[Pat
             shutil.rmtree(directory, ignore_errors=True)
             removed.append(directory)
     return removed
+
+
+@contextmanager
+def holding(results: Path, note: Callable[[str], None]) -> Iterator[None]:
+    """Keep a run's task results in ``results`` for the block, then remove them; the
+    records killed runs left beside it go once stale (``note`` is told of each)."""
+    results.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale(results.parent, keep=results):
+        note(f"removed the task results a killed run left: {stale}")
+    try:
+        yield
+    finally:
+        shutil.rmtree(results, ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.logging import get_run_logger
 from prefect.states import Completed, Crashed, Failed
 
-from flows.held import held, remove_stale
+from flows.held import held, holding
 from flows.progress import ProgressArtifact
 from flows.schedule import Scheduled, late_after, lateness_text
 from infra import watchdog
@@ -39,7 +38,7 @@ from tasks.process import ProcessReport, process_site
 from tasks.runinfo import RunPlace, slurm_jobs, where_am_i
 from tasks.runlock import day_lock, lock_warning
 from tasks.scrape import ScrapeReport, scrape_site
-from tasks.sharedlimit import SharedSiteLimit, ensure_limits
+from tasks.sharedlimit import SharedSiteLimit, ensure_rate_limit
 from tasks.storage import DataRoot, default_data_root
 from tasks.store import (
     DatabaseConnectionError,
@@ -126,7 +125,7 @@ def scrape_with_progress(
     progress = ProgressArtifact(
         f"scrape-{site.name}", f"{site.name}: lot pages fetched for the crawl {day}"
     )
-    ensure_limits(site.name, site.politeness)
+    ensure_rate_limit(site.name, site.politeness)
     with SharedSiteLimit(site.name, site.politeness, get_run_logger().info) as shared:
         return scrape_site(
             site, day, data_root, rescrape, progress=progress.report, revisit=revisit or (),
@@ -181,19 +180,6 @@ def _release(future: PrefectFuture[Any]) -> None:
         wrapped.release()  # type: ignore[no-untyped-call]
 
 
-@contextmanager
-def _holding(results: Path) -> Iterator[None]:
-    """Hold a run's task results in ``results`` for the block, then remove them; older runs'
-    left behind by a killed flow process go once stale (``flows/held.py``)."""
-    results.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale(results.parent, keep=results):
-        get_run_logger().info("removed the task results a killed run left: %s", stale)
-    try:
-        yield
-    finally:
-        shutil.rmtree(results, ignore_errors=True)
-
-
 def _crash_task_run(future: PrefectFuture[Any], message: str) -> None:
     """Mark a task run whose workers all died Crashed: its engine died with the last of
     them, so nobody else will, and the UI would show it Running for ever."""
@@ -217,6 +203,7 @@ class Run:
     flow_name: str
     sites: dict[str, SiteDefinition]
     crawl: CrawlId  # which crawl of the day (tasks/crawlid.py)
+    results: Path  # where its task results are held while it runs (flows/held.py)
     failures: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # the run's own: load, archive
     places: list[RunPlace] = field(default_factory=list)
@@ -226,7 +213,6 @@ class Run:
     archived: ArchiveReport | None = None
     schedule: Scheduled | None = None  # a deployment run's scheduled start
     late_by: dt.timedelta | None = None  # how late it started, past the threshold
-    results: Path | None = None  # where its task results are held (flows/held.py)
 
     @classmethod
     @contextmanager
@@ -267,7 +253,7 @@ class Run:
         run_id = str(context.flow_run.id)
         watchdog.start(run_id, DataRoot(data_root).slurm_logs.parent / f"watchdog-{run_id}.log")
         results = DataRoot(data_root).task_results(run_id)
-        with day_lock(data_root, day, purpose), _holding(results):
+        with day_lock(data_root, day, purpose), holding(results, logger.info):
             database_url = database_url_for(data_root)
             check_database(database_url)
             yield cls(
@@ -284,9 +270,8 @@ class Run:
             )
 
     def _held(self, step: Task[P, T]) -> Task[P, T]:
-        """``step`` with its result held on the data root (``flows/held.py``), when the run
-        has a place for it."""
-        return held(step, self.results) if self.results else step
+        """``step`` with its result held on the data root (``flows/held.py``)."""
+        return held(step, self.results)
 
     def submit_scrape(self, name: str, rescrape: bool) -> PrefectFuture[ScrapeReport]:
         """Start one site's crawl, with the lots the database follows until they close

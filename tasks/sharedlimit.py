@@ -52,7 +52,7 @@ def rate_limit_name(site: str) -> str:
     return f"{NAME_PREFIX}{site}:rate"
 
 
-def ensure_limits(site: str, politeness: Politeness) -> None:
+def ensure_rate_limit(site: str, politeness: Politeness) -> None:
     """Create the site's rate limit on the Prefect server, or set it to ``politeness``."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import (
@@ -61,26 +61,23 @@ def ensure_limits(site: str, politeness: Politeness) -> None:
     )
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    wanted = {rate_limit_name(site): (burst(politeness), politeness.requests_per_second)}
+    name, limit, decay = rate_limit_name(site), burst(politeness), politeness.requests_per_second
     with get_client(sync_client=True) as client:
-        for name, (limit, decay) in wanted.items():
-            try:
-                held = client.read_global_concurrency_limit_by_name(name)
-            except ObjectNotFound:
-                with suppress(ObjectAlreadyExists):  # another run made it just now
-                    client.create_global_concurrency_limit(
-                        GlobalConcurrencyLimitCreate(
-                            name=name, limit=limit, slot_decay_per_second=decay, active=True
-                        )
+        try:
+            held = client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with suppress(ObjectAlreadyExists):  # another run made it just now
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(
+                        name=name, limit=limit, slot_decay_per_second=decay, active=True
                     )
-                continue
-            if (held.limit, held.slot_decay_per_second, held.active) != (limit, decay, True):
-                client.update_global_concurrency_limit(
-                    name,
-                    GlobalConcurrencyLimitUpdate(
-                        limit=limit, slot_decay_per_second=decay, active=True
-                    ),
                 )
+            return
+        if (held.limit, held.slot_decay_per_second, held.active) != (limit, decay, True):
+            client.update_global_concurrency_limit(
+                name,
+                GlobalConcurrencyLimitUpdate(limit=limit, slot_decay_per_second=decay, active=True),
+            )
 
 
 class SharedSiteLimit:
@@ -151,7 +148,7 @@ class SharedSiteLimit:
                         f"{url}: {self.site}'s shared rate limit vanishes from the Prefect "
                         "server as soon as it is made; the request is not sent"
                     )
-                ensure_limits(self.site, self.politeness)
+                ensure_rate_limit(self.site, self.politeness)
                 remade, pause = True, 0.0
             if time.monotonic() + pause > deadline:
                 raise FetchError(

@@ -25,7 +25,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from sites.demo.server import DemoSite
 from sites.loader import SITES_DIR, Politeness
-from tasks.sharedlimit import SharedSiteLimit, burst, ensure_limits, rate_limit_name
+from tasks.sharedlimit import SharedSiteLimit, burst, ensure_rate_limit, rate_limit_name
 
 pytestmark = pytest.mark.prefect_server
 
@@ -58,8 +58,8 @@ def api(prefect_api_url: str) -> Iterator[str]:
 def test_the_limits_follow_the_site_file(api: str) -> None:
     prefect_api_url = api
     site = f"limits-{uuid.uuid4().hex[:8]}"
-    ensure_limits(site, Politeness(requests_per_second=0.5, concurrency=1))
-    ensure_limits(site, Politeness(requests_per_second=3.5, concurrency=2))  # the file changed
+    ensure_rate_limit(site, Politeness(requests_per_second=0.5, concurrency=1))
+    ensure_rate_limit(site, Politeness(requests_per_second=3.5, concurrency=2))  # the file changed
     with httpx.Client(base_url=prefect_api_url, timeout=30) as api:
         held = api.get(f"/v2/concurrency_limits/{rate_limit_name(site)}").json()
     assert (held["limit"], held["slot_decay_per_second"], held["active"]) == (4, 3.5, True)
@@ -69,7 +69,7 @@ def test_the_limits_follow_the_site_file(api: str) -> None:
 def test_two_crawls_share_one_rate_and_the_waiting_one_says_so(api: str) -> None:
     site = f"shared-{uuid.uuid4().hex[:8]}"
     politeness = Politeness(requests_per_second=5, concurrency=1)
-    ensure_limits(site, politeness)
+    ensure_rate_limit(site, politeness)
     granted: list[float] = []
     notes: list[str] = []
     lock = threading.Lock()
@@ -119,7 +119,7 @@ def test_a_limit_deleted_during_a_crawl_is_made_again(api: str) -> None:
     """The server grants a slot of a missing limit silently; the crawl must not run free."""
     site = f"deleted-{uuid.uuid4().hex[:8]}"
     politeness = Politeness(requests_per_second=2, concurrency=1)
-    ensure_limits(site, politeness)
+    ensure_rate_limit(site, politeness)
     rate = rate_limit_name(site)
     with SharedSiteLimit(site, politeness, lambda note: None) as shared:
         with shared.slot("https://example.org/1"):
