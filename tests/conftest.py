@@ -119,16 +119,23 @@ TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float,
+    what: str,
+    interval: float = 0.5,
+    explain: Callable[[], str] | None = None,
+) -> T:
     """Poll ``condition()`` until it returns something true, and return that; fail naming
-    ``what`` after ``timeout`` seconds."""
+    ``what`` after ``timeout`` seconds, with what ``explain()`` says of the state it saw."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
         if result:
             return result
         time.sleep(interval)
-    raise AssertionError(f"{what} within {timeout:g} s")
+    seen = f"; {explain()}" if explain is not None else ""
+    raise AssertionError(f"{what} within {timeout:g} s{seen}")
 
 
 def recorded_task_runs(

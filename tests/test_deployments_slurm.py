@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -778,6 +779,30 @@ def _state(api: httpx.Client, run_id: str) -> dict[str, Any]:
     return run
 
 
+def _empty_queue() -> None:
+    """scancel what earlier tests left in this process's cluster and wait until it is gone,
+    so a test that times its run has the nodes to itself."""
+    run_slurm(["scancel", "--user", str(os.getuid())], check=False)
+    wait_for(
+        lambda: not run_slurm(["squeue", "-h", "-o", "%i"]).stdout.split(),
+        60,
+        "the earlier tests' jobs left the queue",
+        explain=lambda: run_slurm(["squeue", "-o", "%i %j %T %R"]).stdout,
+    )
+
+
+def _what_was_seen(api: httpx.Client, run_id: str, worker_log: Path) -> str:
+    """What a timed-out wait on a Slurm run saw: its state, its jobs and the worker's log."""
+    run = _state(api, run_id)
+    jobs = [(j.job_id, j.state, j.reason, j.nodes) for j in _flow_jobs(run_id)]
+    queue = run_slurm(["squeue", "-o", "%i %j %T %R"]).stdout
+    tail = "\n".join(worker_log.read_text(errors="replace").splitlines()[-20:])
+    return (
+        f"the run is {run['state_type']} ({(run['state'] or {}).get('message')!r}); "
+        f"its jobs {jobs}; the queue:\n{queue}\nthe worker's log ends:\n{tail}"
+    )
+
+
 @contextmanager
 def _pool_job_script(api: httpx.Client, edit: Callable[[str], str]) -> Iterator[str]:
     """The Slurm pool's job_script changed by ``edit``, as an administrator edits the base
@@ -891,14 +916,23 @@ def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
     env = _slurm_env(server, tmp_path / "dev-data")
     _deploy_dev_on_slurm(cli, env, tmp_path)
     api = httpx.Client(base_url=server, timeout=30)
-    earlier = _worker_jobs()
+    # The walltime counts from the job's start: a node still held by an earlier test's job
+    # (a killed run's Dask workers wait out their death timeout) would hold the job pending.
+    _empty_queue()
+    log = tmp_path / "worker.log"
     with (
-        DemoSite(DemoConfig(latency=0.6)) as site,
-        _worker(env, site.url, tmp_path / "worker.log", kind="slurm"),
+        DemoSite(DemoConfig(latency=0.6)) as site,  # the run needs over twice the walltime
+        _worker(env, site.url, log, kind="slurm"),
     ):
         started = _run_dev(env, watch=False, parameters=["--job-variable", "time=00:01:00"])
         run_id = _run_id(started)
-        wait_for(lambda: _flow_jobs(run_id), 60, "the run's job was submitted")
+        seen = partial(_what_was_seen, api, run_id, log)
+        wait_for(
+            lambda: [j for j in _flow_jobs(run_id) if j.state != "PENDING"],
+            90,
+            "the run's job started",
+            explain=seen,
+        )
         # The engine, signalled, marks the run Crashed first ("termination signal"); the
         # worker then names the cause once the job has left the queue.
         run = wait_for(
@@ -909,12 +943,13 @@ def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
             ),
             60 + 30 + 120,
             "the run ended naming its walltime",
+            explain=seen,
         )
         (job,) = _flow_jobs(run_id)
         # Slurm checks time limits every 30 s, then allows KillWait (5 s here).
         assert job.start and job.end and (job.end - job.start).total_seconds() <= 60 + 30 + 10
         # Its Dask workers were cancelled on the way out, not left to time out (60 s).
-        wait_for(lambda: not _worker_jobs() - earlier, 30, "no Dask worker job of the run left")
+        wait_for(lambda: not _worker_jobs(), 30, "no Dask worker job of the run left")
     assert run["state_type"] == "CRASHED", run["state"]
     message = run["state"]["message"]
     assert job.state == "TIMEOUT"
