@@ -481,11 +481,14 @@ def test_a_lost_node_is_named_node_fail_and_its_work_is_redone_on_other_nodes(
     # before Slurm declared the node down. The product judges it by the node.
     (record,) = job_records([job_id])
     assert record.state in ("CANCELLED", "NODE_FAIL"), record
-    # The site's scrape was redone in another job, on another node, in the same task run.
+    # The site's scrape was redone in another job, on another node, in the same task run. On
+    # a loaded machine the redo can lose its worker too (CI once saw three jobs): each
+    # attempt logs its job, and none after the first may be on the lost node.
     jobs = _task_run_jobs(api, task_run_id)
-    assert jobs[0] == job_id and len(set(jobs)) == 2
+    places = {p["slurm_job_id"]: p["node"] for p in summary["task_places"]}
+    assert jobs[0] == job_id and job_id not in jobs[1:] and len(jobs) >= 2, (jobs, places)
     assert api.get(f"/task_runs/{task_run_id}").json()["run_count"] == 1
-    assert node not in {p["node"] for p in summary["task_places"] if p["slurm_job_id"] == jobs[1]}
+    assert node not in {places.get(j) for j in jobs[1:]}, (node, jobs, places)
     # The flow run's log names the loss as Slurm saw it.
     logs = api.post(
         "/logs/filter", json={"logs": {"flow_run_id": {"any_": [summary["flow_run_id"]]}}}
