@@ -56,6 +56,14 @@ def server(long_lived_server: str) -> str:
     return long_lived_server
 
 
+@pytest.fixture(autouse=True)
+def _empty_cluster(slurm_conf: Path) -> None:
+    """Each test has the nodes to itself. A job an earlier test left (a killed run's Dask
+    workers wait out their death timeout) would hold this test's jobs pending, and the tests
+    time their runs: a walltime counts from the job's start, a crash window from the run's."""
+    _empty_queue()
+
+
 def _dev_env(server: str, data_root: Path) -> dict[str, str]:
     """The environment of a worker serving the dev deployment on the local cluster."""
     return {
@@ -728,10 +736,9 @@ def test_cancelling_a_run_from_the_api_leaves_no_slurm_job_of_it(
     env = _dev_env(server, tmp_path / "dev-data")
     assert cli("deploy", env=env, timeout=120).returncode == 0
     api = httpx.Client(base_url=server, timeout=30)
-    earlier = _worker_jobs()  # an earlier test's killed run may leave some to time out
     with DemoSite(DemoConfig(latency=0.3)) as site, _worker(env, site.url, tmp_path / "w.log"):
         run_id, _ = _start_slow_run(env, api)
-        jobs = wait_for(lambda: _worker_jobs() - earlier, 60, "the run's worker jobs are queued")
+        jobs = wait_for(_worker_jobs, 60, "the run's worker jobs are queued")
         # What the UI's Cancel button and `prefect flow-run cancel` do.
         cancel = api.post(f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}})
         assert cancel.status_code in (200, 201), cancel.text
@@ -780,8 +787,7 @@ def _state(api: httpx.Client, run_id: str) -> dict[str, Any]:
 
 
 def _empty_queue() -> None:
-    """scancel what earlier tests left in this process's cluster and wait until it is gone,
-    so a test that times its run has the nodes to itself."""
+    """scancel what earlier tests left in this process's cluster; wait until it is gone."""
     run_slurm(["scancel", "--user", str(os.getuid())], check=False)
     wait_for(
         lambda: not run_slurm(["squeue", "-h", "-o", "%i"]).stdout.split(),
@@ -916,9 +922,6 @@ def test_a_flow_run_job_past_its_walltime_is_crashed_naming_timeout(
     env = _slurm_env(server, tmp_path / "dev-data")
     _deploy_dev_on_slurm(cli, env, tmp_path)
     api = httpx.Client(base_url=server, timeout=30)
-    # The walltime counts from the job's start: a node still held by an earlier test's job
-    # (a killed run's Dask workers wait out their death timeout) would hold the job pending.
-    _empty_queue()
     log = tmp_path / "worker.log"
     with (
         DemoSite(DemoConfig(latency=0.6)) as site,  # the run needs over twice the walltime
@@ -985,8 +988,6 @@ def test_cancelling_flow_runs_scancels_their_slurm_jobs_pending_or_running(
     _deploy_dev_on_slurm(cli, env, tmp_path)
     api = httpx.Client(base_url=server, timeout=30)
 
-    earlier = set(run_slurm(["squeue", "-h", "-o", "%i"]).stdout.split())
-
     def cancel(run_id: str) -> float:
         response = api.post(
             f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}}
@@ -997,7 +998,7 @@ def test_cancelling_flow_runs_scancels_their_slurm_jobs_pending_or_running(
             lambda: _state(api, run_id)["state_type"] == "CANCELLED", 90, f"{run_id} CANCELLED"
         )
         wait_for(
-            lambda: not set(run_slurm(["squeue", "-h", "-o", "%i"]).stdout.split()) - earlier,
+            lambda: not run_slurm(["squeue", "-h", "-o", "%i"]).stdout.split(),
             60,
             "no job of the run left in squeue",
         )
@@ -1016,7 +1017,7 @@ def test_cancelling_flow_runs_scancels_their_slurm_jobs_pending_or_running(
         # Then one cancelled while its tasks run on Dask workers (one run at a time: the
         # deployment's concurrency limit cancels a second one while the first is active).
         running = _run_id(_run_dev(env, watch=False))
-        wait_for(lambda: _worker_jobs() - earlier, 120, "the running run's Dask workers are queued")
+        wait_for(_worker_jobs, 120, "the running run's Dask workers are queued")
         running_gone = cancel(running)
     assert held_gone < 60 and running_gone < 60, (held_gone, running_gone)
     assert {job.state for run_id in (held, running) for job in _flow_jobs(run_id)} == {"CANCELLED"}
