@@ -22,6 +22,7 @@ import pytest
 from infra import localslurm
 from infra.postgres import LocalPostgres
 from infra.prefect_api import temporary_server
+from infra.slurm import run_slurm
 from sites.demo.server import DemoSite
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,29 @@ def slurm_conf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _slurm_nodes_to_itself(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test on the session's cluster starts on an empty queue and leaves none behind.
+
+    The cluster is one per test process, shared by the tests it runs in turn, and its nodes
+    hold one job each. A job an earlier test left (a killed run's Dask workers wait out their
+    death timeout) would hold this one's jobs pending, and tests time their runs: a walltime
+    counts from the job's start, a crash window from the run's."""
+    if "slurm_conf" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("slurm_conf")
+    run_slurm(["scancel", "--user", str(os.getuid())], check=False)
+    wait_for(
+        lambda: not run_slurm(["squeue", "-h", "-o", "%i"]).stdout.split(),
+        60,
+        "the earlier tests' jobs left the queue",
+        explain=lambda: run_slurm(["squeue", "-o", "%i %j %T %R"]).stdout,
+    )
+    yield
+    run_slurm(["scancel", "--user", str(os.getuid())], check=False)
 
 
 @pytest.fixture(scope="session")

@@ -56,14 +56,6 @@ def server(long_lived_server: str) -> str:
     return long_lived_server
 
 
-@pytest.fixture(autouse=True)
-def _empty_cluster(slurm_conf: Path) -> None:
-    """Each test has the nodes to itself. A job an earlier test left (a killed run's Dask
-    workers wait out their death timeout) would hold this test's jobs pending, and the tests
-    time their runs: a walltime counts from the job's start, a crash window from the run's."""
-    _empty_queue()
-
-
 def _dev_env(server: str, data_root: Path) -> dict[str, str]:
     """The environment of a worker serving the dev deployment on the local cluster."""
     return {
@@ -521,19 +513,15 @@ def test_a_killed_flow_process_ends_crashed_and_is_mailed(
     assert cli("deploy", env=env, timeout=120).returncode == 0
     api = httpx.Client(base_url=server, timeout=30)
     slow = DemoSite(DemoConfig(latency=0.3))  # slow enough to kill the run mid-way
-    try:
-        with slow as site, _worker(env, site.url, tmp_path / "worker.log"):
-            run_id, pid = _start_slow_run(env, api)
-            os.kill(pid, signal.SIGKILL)  # the flow process dies without a word; its worker lives
-            wait_for(
-                lambda: api.get(f"/flow_runs/{run_id}").json()["state_type"] == "CRASHED",
-                120,
-                "the run was marked CRASHED",
-            )
-        _mail_crashed(cli, env, tmp_path, run_id)
-    finally:
-        # Its Dask workers lost their scheduler; do not leave them to time out in the queue.
-        run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
+    with slow as site, _worker(env, site.url, tmp_path / "worker.log"):
+        run_id, pid = _start_slow_run(env, api)
+        os.kill(pid, signal.SIGKILL)  # the flow process dies without a word; its worker lives
+        wait_for(
+            lambda: api.get(f"/flow_runs/{run_id}").json()["state_type"] == "CRASHED",
+            120,
+            "the run was marked CRASHED",
+        )
+    _mail_crashed(cli, env, tmp_path, run_id)
 
 
 def _deploy_short_heartbeats(cli, env: dict[str, str], tmp_path: Path) -> None:
@@ -586,36 +574,30 @@ def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
     api = httpx.Client(base_url=server, timeout=30)
 
     slow = DemoSite(DemoConfig(latency=0.3))
-    try:
-        with slow as site, _worker(env, site.url, tmp_path / "worker.log") as worker:
-            started = _run_dev(env, watch=False)
-            assert started.returncode == 0, started.stderr
-            run_id = _run_id(started)
-            wait_for(lambda: _heartbeats(api, run_id), 60, "the flow run sent a heartbeat")
-            pid = wait_for(lambda: _process_of_flow_run(run_id), 30, "found the flow process")
-            watchdog = wait_for(lambda: _watchdog_of(run_id), 30, "found the run's watchdog")
-            # The host is lost: worker, flow process and its watchdog die at once, nobody
-            # reports.
+    with slow as site, _worker(env, site.url, tmp_path / "worker.log") as worker:
+        started = _run_dev(env, watch=False)
+        assert started.returncode == 0, started.stderr
+        run_id = _run_id(started)
+        wait_for(lambda: _heartbeats(api, run_id), 60, "the flow run sent a heartbeat")
+        pid = wait_for(lambda: _process_of_flow_run(run_id), 30, "found the flow process")
+        watchdog = wait_for(lambda: _watchdog_of(run_id), 30, "found the run's watchdog")
+        # The host is lost: worker, flow process and its watchdog die at once, nobody
+        # reports.
+        with suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        for process in (watchdog, pid):
             with suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGKILL)
-            for process in (watchdog, pid):
-                with suppress(ProcessLookupError):
-                    os.kill(process, signal.SIGKILL)
-            lost = time.monotonic()
-            run = wait_for(
-                lambda: (
-                    (r := api.get(f"/flow_runs/{run_id}").json())["state_type"] == "CRASHED" and r
-                ),
-                150,
-                "the automation marked the run CRASHED",
-            )
-            assert time.monotonic() - lost < SHORT_WINDOW + 30 + 30  # + one beat + evaluation
-        assert "no heartbeat from the flow process within" in run["state"]["message"]
-        body = _mail_crashed(cli, env, tmp_path, run_id)
-        assert "no heartbeat" in body
-    finally:
-        # Its Dask workers lost their scheduler; do not leave them to time out in the queue.
-        run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
+                os.kill(process, signal.SIGKILL)
+        lost = time.monotonic()
+        run = wait_for(
+            lambda: (r := api.get(f"/flow_runs/{run_id}").json())["state_type"] == "CRASHED" and r,
+            150,
+            "the automation marked the run CRASHED",
+        )
+        assert time.monotonic() - lost < SHORT_WINDOW + 30 + 30  # + one beat + evaluation
+    assert "no heartbeat from the flow process within" in run["state"]["message"]
+    body = _mail_crashed(cli, env, tmp_path, run_id)
+    assert "no heartbeat" in body
 
 
 # Never matches (no NUL in a page): ``re`` tries every way of splitting the text between the
@@ -682,18 +664,15 @@ def test_a_step_computing_longer_than_the_crash_window_is_not_crashed(
     env = {**env, "AUCTION_PIPELINE_SITES_DIR": str(sites),
            "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "30 minutes"}  # fmt: skip
     api = httpx.Client(base_url=server, timeout=30)
-    try:
-        with DemoSite(DemoConfig()) as site, _worker(env, site.url, tmp_path / "worker.log"):
-            started = _run_dev(env, watch=False)
-            assert started.returncode == 0, started.stderr
-            run_id = _run_id(started)
-            run = wait_for(
-                lambda: (r := api.get(f"/flow_runs/{run_id}").json())["state_type"] in TERMINAL
-                and r,
-                1500, "the run ended",
-            )  # fmt: skip
-    finally:
-        run_slurm(["scancel", "--name", WORKER_JOB_NAME], check=False)
+    with DemoSite(DemoConfig()) as site, _worker(env, site.url, tmp_path / "worker.log"):
+        started = _run_dev(env, watch=False)
+        assert started.returncode == 0, started.stderr
+        run_id = _run_id(started)
+        run = wait_for(
+            lambda: (r := api.get(f"/flow_runs/{run_id}").json())["state_type"] in TERMINAL
+            and r,
+            1500, "the run ended",
+        )  # fmt: skip
 
     states = api.get("/flow_run_states/", params={"flow_run_id": run_id}).json()
     assert [s["type"] for s in states if s["type"] == "CRASHED"] == [], states
@@ -784,17 +763,6 @@ def _flow_jobs(run_id: str) -> list[Any]:
 def _state(api: httpx.Client, run_id: str) -> dict[str, Any]:
     run: dict[str, Any] = api.get(f"/flow_runs/{run_id}").json()
     return run
-
-
-def _empty_queue() -> None:
-    """scancel what earlier tests left in this process's cluster; wait until it is gone."""
-    run_slurm(["scancel", "--user", str(os.getuid())], check=False)
-    wait_for(
-        lambda: not run_slurm(["squeue", "-h", "-o", "%i"]).stdout.split(),
-        60,
-        "the earlier tests' jobs left the queue",
-        explain=lambda: run_slurm(["squeue", "-o", "%i %j %T %R"]).stdout,
-    )
 
 
 def _what_was_seen(api: httpx.Client, run_id: str, worker_log: Path) -> str:
