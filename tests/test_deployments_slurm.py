@@ -600,22 +600,35 @@ def test_a_run_whose_host_is_lost_is_marked_crashed_by_missing_heartbeats(
     assert "no heartbeat" in body
 
 
-# Never matches (no NUL in a page): ``re`` tries every way of splitting the text between the
-# five stars, its cost growing with the text's length to about the sixth power, all inside
-# one C call that holds the GIL. A careless site-file rule, or a hostile page meeting one.
+# Never matches (no NUL in a page): ``re`` tries every start and every way of splitting the
+# rest of the text between the five stars, C(n + 6, 6) steps on n characters (the timings'
+# ratios follow it from 80 characters on), all inside one C call that holds the GIL. A
+# careless site-file rule, or a hostile page meeting one.
 _BACKTRACKING = r"([\s\S]*)" + r"[\s\S]*" * 4 + r"\x00"
+_CALIBRATION_LENGTH = 90  # a few seconds
+
+
+def _steps(length: int) -> int:
+    """How many steps :data:`_BACKTRACKING` takes on ``length`` characters, up to a factor."""
+    return math.comb(length + 6, 6)
 
 
 def _length_computing_for(seconds: float) -> int:
     """The text length on which :data:`_BACKTRACKING` computes for about ``seconds`` on this
-    machine now: timed on two short texts, extrapolated along its power law."""
-    pattern, took = re.compile(_BACKTRACKING), {}
-    for length in (60, 90):
+    machine now: one length timed (the faster of two tries: the machine is shared, and a slow
+    try only shortens the call), scaled by the count of steps. An exponent fitted to two
+    timings instead was off enough under load to make a 2-minute call one of 23 minutes."""
+    pattern, text = re.compile(_BACKTRACKING), "x" * _CALIBRATION_LENGTH
+    took = []
+    for _ in range(2):
         start = time.perf_counter()
-        assert pattern.search("x" * length) is None
-        took[length] = time.perf_counter() - start
-    exponent = math.log(took[90] / took[60]) / math.log(90 / 60)
-    return round(90 * (seconds / took[90]) ** (1 / exponent))
+        assert pattern.search(text) is None
+        took.append(time.perf_counter() - start)
+    wanted = _steps(_CALIBRATION_LENGTH) * seconds / min(took)
+    length = _CALIBRATION_LENGTH
+    while _steps(length) < wanted:
+        length += 1
+    return length
 
 
 def _with_a_slow_rule(sites: Path, length: int) -> None:

@@ -416,9 +416,11 @@ def test_work_outlasting_a_worker_jobs_one_minute_walltime_continues_on_replacem
     jobs = {job["job_id"] for job in summary["slurm_jobs"]}
     records = job_records(sorted(jobs))
     # The work went on in replacement jobs; each job left before Slurm's limit: retired
-    # (COMPLETED), or cancelled by adapt or the run's end once retired, never TIMEOUT.
+    # (COMPLETED), or cancelled by adapt or the run's end once retired, never TIMEOUT. On a
+    # loaded machine slurmd has once failed to start a job's batch step ("missing from batch
+    # node"), which Slurm records as NODE_FAIL; that job was replaced like any other.
     assert len(records) >= 2, records
-    assert {r.state for r in records} <= {"COMPLETED", "CANCELLED"}, records
+    assert {r.state for r in records} <= {"COMPLETED", "CANCELLED", "NODE_FAIL"}, records
     assert "COMPLETED" in {r.state for r in records}, records
     assert all(r.start and r.end and (r.end - r.start).total_seconds() <= 60 for r in records)
     assert elapsed > 60  # more than one job's walltime of work

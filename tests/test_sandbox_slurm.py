@@ -9,9 +9,12 @@ from the source's is never overwritten, and a damaged source backup is refused.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import date
 from pathlib import Path
 
@@ -63,7 +66,43 @@ def dev_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, D
             subprocess.run(["mount", "-o", "remount,bind,ro", mounted], check=True)
             yield mounted, site
         finally:
-            subprocess.run(["umount", mounted], check=True)
+            _unmount(mounted)
+
+
+def _unmount(mounted: Path, patience: float = 60) -> None:
+    """umount ``mounted``, retried while the processes that used it (a run's worker job)
+    are still exiting; past ``patience`` seconds, detach it lazily and fail naming them."""
+    deadline = time.monotonic() + patience
+    while subprocess.run(["umount", mounted], capture_output=True, check=False).returncode:
+        if time.monotonic() > deadline:
+            holders = _processes_using(mounted)
+            subprocess.run(["umount", "--lazy", mounted], check=False)
+            raise AssertionError(f"{mounted} still busy after {patience:g} s: {holders}")
+        time.sleep(1)
+
+
+def _processes_using(path: Path) -> list[str]:
+    """The processes whose working directory or an open file lies under ``path``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        links = [proc / "cwd"]
+        with suppress(OSError):  # gone meanwhile, or not ours to read
+            links += list((proc / "fd").iterdir())
+        targets = {_target(link) for link in links}
+        if any(t == str(path) or t.startswith(f"{path}/") for t in targets):
+            with suppress(OSError):
+                found.append(f"{proc.name} {(proc / 'cmdline').read_bytes()[:200]!r}")
+    return found
+
+
+def _target(link: Path) -> str:
+    """Where a /proc link points ('' if it went away meanwhile)."""
+    try:
+        return os.readlink(link)
+    except OSError:
+        return ""
 
 
 def test_a_reprocess_in_a_sandbox_on_the_dev_partition_reads_the_source_and_writes_nothing_there(
